@@ -1,0 +1,35 @@
+# Tutor Quality: `make demo` and `make test` are all a newcomer needs; both install first when needed.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SAMPLE_AS_OF := 2026-11-25T00:00:00Z
+
+.PHONY: install test lint demo bench services clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=64" wheel
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+services:
+	@scripts/ensure_services.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP) services lint
+	$(BIN)/pytest
+
+demo: $(STAMP)
+	@mkdir -p data
+	$(BIN)/tqs init-db
+	$(BIN)/tqs ingest tests/data/sample.json --sync --as-of $(SAMPLE_AS_OF)
+	$(BIN)/tqs tutors
+	$(BIN)/tqs tutor tut-ben
+
+clean:
+	rm -rf $(VENV) data .pytest_cache .ruff_cache .hypothesis *.egg-info

@@ -1,0 +1,1 @@
+"""The Falcon REST API for ingesting sessions and reading scores (step 2)."""

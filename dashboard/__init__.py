@@ -1,0 +1,1 @@
+"""The Panel/hvPlot admin dashboard (step 4)."""

@@ -1,0 +1,1 @@
+"""The scoring core: configuration, storage, the rule registry, the pipeline and the read layer."""

@@ -1,0 +1,186 @@
+"""The ``tqs`` command: set up the database, ingest sessions, read scores, list rules, rescore."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from engine import queries
+from engine.config import ConfigError, Settings
+from engine.migrations import migrate
+from engine.pipeline import process_session, rescore_all, utc_now
+from engine.progress import Progress
+from engine.registry import RuleLoadError, loaded_rules
+from engine.services import Services, build_services
+from engine.validation import ValidationError, parse_datetime, validate_session
+
+TABLE_COLUMNS = [
+    ("tutor_id", 14), ("name", 22), ("sessions_30d", 8), ("reschedule_rate_7d", 8),
+    ("reschedule_rate_30d", 8), ("reschedule_rate_90d", 8), ("risk_score", 6), ("flagged", 7),
+]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        services = build_services(settings)
+    except (ConfigError, RuleLoadError, ValueError) as exc:
+        print(f"tqs: configuration error: {exc}", file=sys.stderr)
+        return 2
+    with services.database.connection_context():
+        return args.command(services, args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tqs", description="Tutor Quality: score tutors, flag the ones at risk.")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(command=handler)
+        return sub
+
+    command("init-db", init_db, "create or migrate the schema (safe to repeat)")
+    ingest_cmd = command("ingest", ingest, "ingest a JSON array of session records")
+    ingest_cmd.add_argument("file", type=Path)
+    ingest_cmd.add_argument("--sync", action="store_true", help="process inline instead of through the queue")
+    ingest_cmd.add_argument("--as-of", type=_moment, help="score as of this ISO 8601 time (default: now)")
+    tutors_cmd = command("tutors", tutors, "list tutors with their scores")
+    tutors_cmd.add_argument("--flagged", action="store_true", help="only flagged tutors")
+    tutors_cmd.add_argument("--search", help="match tutor id or name")
+    tutors_cmd.add_argument("--sort", default="-risk_score", help="field, '-' prefix for descending")
+    tutors_cmd.add_argument("--limit", type=int, default=queries.MAX_PAGE)
+    tutors_cmd.add_argument("--json", action="store_true", help="print a JSON array of tutor records")
+    tutor_cmd = command("tutor", tutor, "one tutor in detail: flags, insights, recommendations")
+    tutor_cmd.add_argument("tutor_id")
+    tutor_cmd.add_argument("--json", action="store_true")
+    command("rules", rules, "list the loaded rules, their versions and where they came from")
+    rescore_cmd = command("rescore", rescore, "roll every tutor's windows forward and snapshot through today")
+    rescore_cmd.add_argument("--as-of", type=_moment, help="rescore as of this ISO 8601 time (default: now)")
+    rescore_cmd.add_argument("--rebuild", action="store_true", help="recompute everything derived from sessions")
+    return parser
+
+
+def _moment(text: str):
+    try:
+        return parse_datetime(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def init_db(services: Services, args: argparse.Namespace) -> int:
+    applied = migrate(services.database)
+    print(f"schema up to date ({'applied ' + ', '.join(map(str, applied)) if applied else 'nothing to apply'})")
+    return 0
+
+
+def ingest(services: Services, args: argparse.Namespace) -> int:
+    if not args.sync:
+        print("tqs ingest: only --sync is available until the queue lands; add --sync", file=sys.stderr)
+        return 2
+    try:
+        raw = json.loads(args.file.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"tqs ingest: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    if not isinstance(raw, list):
+        print(f"tqs ingest: {args.file} must hold a JSON array of session records", file=sys.stderr)
+        return 2
+    migrate(services.database)
+    rejected, processed, changed = 0, 0, 0
+    progress = Progress("ingest", len(raw))
+    for index, item in enumerate(raw):
+        try:
+            record = validate_session(item)
+        except ValidationError as exc:
+            rejected += 1
+            print(f"record {index}: {exc}", file=sys.stderr)
+            continue
+        result = process_session(services.database, services.pm, services.settings, record, args.as_of or utc_now())
+        processed += 1
+        changed += result.changed
+        progress.update(index + 1)
+    progress.finish()
+    print(f"ingested {processed} sessions ({changed} new or changed), rejected {rejected}", file=sys.stderr)
+    return 1 if rejected else 0
+
+
+def tutors(services: Services, args: argparse.Namespace) -> int:
+    try:
+        page = queries.list_tutors(
+            services.metric_names, flagged=True if args.flagged else None, search=args.search,
+            sort=args.sort, limit=args.limit,
+        )
+    except queries.QueryError as exc:
+        print(f"tqs tutors: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(page.tutors, indent=2))
+        return 0
+    print("  ".join(name[:width].ljust(width) for name, width in TABLE_COLUMNS))
+    for record in page.tutors:
+        print("  ".join(_cell(record.get(name), width) for name, width in TABLE_COLUMNS))
+    print(f"{len(page.tutors)} of {page.total} tutors, {sum(r['flagged'] for r in page.tutors)} flagged")
+    return 0
+
+
+def _cell(value: Any, width: int) -> str:
+    if value is None:
+        text = "-"
+    elif isinstance(value, bool):
+        text = "FLAG" if value else ""
+    elif isinstance(value, float):
+        text = f"{value:.1f}"
+    else:
+        text = str(value)
+    return text[:width].ljust(width)
+
+
+def tutor(services: Services, args: argparse.Namespace) -> int:
+    detail = queries.get_tutor_detail(args.tutor_id, services.metric_names)
+    if detail is None:
+        print(f"tqs tutor: no tutor {args.tutor_id!r}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(detail, indent=2))
+        return 0
+    print(f"{detail['tutor_id']}  {detail['name'] or ''}  {'FLAGGED' if detail['flagged'] else 'ok'}  "
+          f"risk {detail['risk_score']:.0f}/100")
+    for flag in detail["flags"]:
+        state = f"FLAGGED ({flag['severity']})" if flag["flagged"] else "not flagged"
+        print(f"  {flag['rule']} {flag['rule_version']}: {state}, {flag['explanation'].get('decision', '')}")
+    for name in services.metric_names:
+        print(f"    {name:<28} {_cell(detail.get(name), 10).strip() or '-'}")
+    for heading, lines in (("Insights", detail["insights"]), ("Recommendations", detail["recommendations"])):
+        if lines:
+            print(heading + ":")
+            print("\n".join(f"  - {line}" for line in lines))
+    return 0
+
+
+def rules(services: Services, args: argparse.Namespace) -> int:
+    for rule in loaded_rules(services.pm):
+        print(f"{rule.info.name} {rule.info.version}  {rule.info.description}\n    from {rule.source}: {rule.module}")
+    return 0
+
+
+def rescore(services: Services, args: argparse.Namespace) -> int:
+    migrate(services.database)
+    progress = Progress("rescore", 0)
+
+    def report(done: int, total: int) -> None:
+        progress.total = total
+        progress.update(done)
+
+    count = rescore_all(
+        services.database, services.pm, services.settings, args.as_of or utc_now(), rebuild=args.rebuild,
+        progress=report,
+    )
+    progress.finish()
+    print(f"rescored {count} tutors", file=sys.stderr)
+    return 0

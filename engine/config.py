@@ -1,0 +1,116 @@
+"""Settings read once from the environment (12-factor) and passed explicitly.
+
+This module is the only place that reads ``os.environ``; everything else receives
+a :class:`Settings`. A bad value fails at start-up with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+WINDOW_DAYS = (7, 30, 90)
+
+
+class ConfigError(ValueError):
+    """A configuration variable holds a value we cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, with the defaults a newcomer gets."""
+
+    data_dir: Path = Path("data")
+    database_url: str = ""
+    queue_url: str = ""
+    reschedule_threshold: float = 15.0
+    clear_threshold: float = 12.0
+    primary_window_days: int = 30
+    min_sessions: int = 5
+    rules: frozenset[str] | None = None
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.data_dir / 'tutor_quality.db'}")
+        if not self.queue_url:
+            object.__setattr__(self, "queue_url", f"sqlite:///{self.data_dir / 'queue.db'}")
+        _check(self)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``TQS_*`` variables; unset ones keep their defaults."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, (attr, parse) in _VARIABLES.items():
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                values[attr] = parse(raw.strip())
+            except ValueError as exc:
+                raise ConfigError(f"{name}={raw!r}: {exc}") from None
+        return cls(**values)
+
+
+def _percent(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 100:
+        raise ValueError("must be a percentage between 0 and 100")
+    return value
+
+
+def _window(raw: str) -> int:
+    value = int(raw)
+    if value not in WINDOW_DAYS:
+        raise ValueError(f"must be one of {', '.join(map(str, WINDOW_DAYS))}")
+    return value
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise ValueError("must be a whole number of at least 1")
+    return value
+
+
+def _names(raw: str) -> frozenset[str]:
+    return frozenset(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _keys(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _url(raw: str) -> str:
+    if "://" not in raw:
+        raise ValueError("must be a URL such as sqlite:///path or postgresql://host/db")
+    return raw
+
+
+_VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "TQS_DATA_DIR": ("data_dir", Path),
+    "TQS_DATABASE_URL": ("database_url", _url),
+    "TQS_QUEUE_URL": ("queue_url", _url),
+    "TQS_RESCHEDULE_THRESHOLD": ("reschedule_threshold", _percent),
+    "TQS_CLEAR_THRESHOLD": ("clear_threshold", _percent),
+    "TQS_PRIMARY_WINDOW_DAYS": ("primary_window_days", _window),
+    "TQS_MIN_SESSIONS": ("min_sessions", _positive_int),
+    "TQS_RULES": ("rules", _names),
+    "TQS_API_KEYS": ("api_keys", _keys),
+}
+
+
+def _check(settings: Settings) -> None:
+    if settings.clear_threshold > settings.reschedule_threshold:
+        raise ConfigError(
+            f"TQS_CLEAR_THRESHOLD={settings.clear_threshold:g} must not exceed "
+            f"TQS_RESCHEDULE_THRESHOLD={settings.reschedule_threshold:g}"
+        )
+    if settings.primary_window_days not in WINDOW_DAYS:
+        raise ConfigError(f"TQS_PRIMARY_WINDOW_DAYS={settings.primary_window_days} must be one of 7, 30, 90")
+    if settings.min_sessions < 1:
+        raise ConfigError(f"TQS_MIN_SESSIONS={settings.min_sessions} must be at least 1")

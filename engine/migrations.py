@@ -1,0 +1,64 @@
+"""Versioned schema migrations, applied in order and recorded in ``schema_migrations``.
+
+Migration 1 creates the schema; later ones use ``playhouse.migrate`` (add a column,
+an index...) so a deployed database evolves with ``tqs init-db`` and no manual step.
+Concurrent callers on Postgres serialize on an advisory lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import peewee
+from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator
+
+from engine.db import is_postgres
+from engine.models import MODELS, SchemaMigration
+
+Migration = Callable[[peewee.Database, SchemaMigrator], None]
+_ADVISORY_LOCK_KEY = 7_311_942  # arbitrary, constant: "tutor quality schema"
+
+
+def _create_schema(database: peewee.Database, migrator: SchemaMigrator) -> None:
+    database.create_tables(MODELS, safe=True)
+
+
+MIGRATIONS: list[tuple[int, str, Migration]] = [
+    (1, "create schema", _create_schema),
+]
+
+
+def migrate(
+    database: peewee.Database, now: dt.datetime | None = None,
+    migrations: list[tuple[int, str, Migration]] | None = None,
+) -> list[int]:
+    """Apply pending migrations in version order; returns the versions applied (empty when up to date)."""
+    now = now or dt.datetime.now(dt.UTC)
+    migrator = migrator_for(database)
+    applied: list[int] = []
+    with database.connection_context(), database.atomic():
+        if is_postgres(database):
+            database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK_KEY,))
+        database.create_tables([SchemaMigration], safe=True)
+        done = {row.version for row in SchemaMigration.select(SchemaMigration.version)}
+        for version, name, apply in sorted(MIGRATIONS if migrations is None else migrations):
+            if version in done:
+                continue
+            apply(database, migrator)
+            SchemaMigration.create(version=version, name=name, applied_at=now)
+            applied.append(version)
+    return applied
+
+
+def migrator_for(database: peewee.Database) -> SchemaMigrator:
+    """The playhouse.migrate migrator for this kind of database."""
+    return PostgresqlMigrator(database) if is_postgres(database) else SqliteMigrator(database)
+
+
+def schema_version(database: peewee.Database) -> int:
+    """The highest applied migration, 0 for an empty database."""
+    with database.connection_context():
+        if not database.table_exists(SchemaMigration._meta.table_name):
+            return 0
+        return SchemaMigration.select(peewee.fn.MAX(SchemaMigration.version)).scalar() or 0

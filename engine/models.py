@@ -1,0 +1,229 @@
+"""The tables. Every datetime column holds UTC; Python sees timezone-aware values.
+
+Derived tables (daily counts, metrics, scores, snapshots, risk events) can all be
+rebuilt from ``sessions`` and ``reschedules``; they exist so that reading and
+scoring stay cheap as history grows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import peewee
+
+database_proxy = peewee.DatabaseProxy()
+
+
+class UTCDateTimeField(peewee.DateTimeField):
+    """Stores naive UTC, hands back aware UTC; naive input is read as UTC."""
+
+    def db_value(self, value: Any) -> Any:
+        if isinstance(value, dt.datetime) and value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return super().db_value(value)
+
+    def python_value(self, value: Any) -> Any:
+        value = super().python_value(value)
+        if isinstance(value, dt.datetime):
+            value = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+        return value
+
+
+class JSONField(peewee.TextField):
+    """JSON kept as text, so SQLite and Postgres behave the same."""
+
+    def db_value(self, value: Any) -> Any:
+        return None if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+    def python_value(self, value: Any) -> Any:
+        return None if value is None else json.loads(value)
+
+
+class BaseModel(peewee.Model):
+    class Meta:
+        database = database_proxy
+        legacy_table_names = False
+
+
+class Tutor(BaseModel):
+    """A tutor and their current overall standing (any rule flagged, highest risk)."""
+
+    tutor_id = peewee.CharField(max_length=128, primary_key=True)
+    name = peewee.CharField(max_length=200, null=True)
+    flagged = peewee.BooleanField(default=False, index=True)
+    risk_score = peewee.DoubleField(default=0.0, index=True)
+    scored_at = UTCDateTimeField(null=True, index=True)
+    # Last day with a stored snapshot; a late session recomputes from here or earlier.
+    series_through = peewee.DateField(null=True)
+    created_at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "tutors"
+        indexes = ((("flagged", "risk_score"), False),)
+
+
+class Session(BaseModel):
+    session_id = peewee.CharField(max_length=128, primary_key=True)
+    tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", backref="sessions", on_delete="CASCADE")
+    student_id = peewee.CharField(max_length=128)
+    student_name = peewee.CharField(max_length=200, null=True)
+    scheduled_time = UTCDateTimeField()
+    completed_time = UTCDateTimeField(null=True)
+    status = peewee.CharField(max_length=16)
+    subject = peewee.CharField(max_length=200, null=True)
+    duration_minutes = peewee.IntegerField(null=True)
+    is_first_session = peewee.BooleanField(null=True)
+    fingerprint = peewee.CharField(max_length=64)
+    received_at = UTCDateTimeField()
+    updated_at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "sessions"
+        indexes = ((("tutor", "scheduled_time"), False),)
+
+
+class Reschedule(BaseModel):
+    """One reschedule of a session, with the notice it gave and the delay it caused."""
+
+    session = peewee.ForeignKeyField(
+        Session, column_name="session_id", primary_key=True, backref="reschedule", on_delete="CASCADE"
+    )
+    tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", on_delete="CASCADE")
+    initiator = peewee.CharField(max_length=16)
+    reason = peewee.TextField(null=True)
+    original_time = UTCDateTimeField()
+    new_time = UTCDateTimeField(null=True)
+    requested_at = UTCDateTimeField(null=True)
+    notice_seconds = peewee.BigIntegerField(null=True)
+    delay_seconds = peewee.BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "reschedules"
+        indexes = ((("tutor", "original_time"), False),)
+
+
+class TutorDailyCount(BaseModel):
+    """Per tutor and UTC day of ``scheduled_time``: any window is a sum of at most 90 of these."""
+
+    tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", on_delete="CASCADE")
+    day = peewee.DateField()
+    sessions = peewee.IntegerField(default=0)
+    completed = peewee.IntegerField(default=0)
+    no_shows = peewee.IntegerField(default=0)
+    rescheduled = peewee.IntegerField(default=0)
+    tutor_reschedules = peewee.IntegerField(default=0)
+    student_reschedules = peewee.IntegerField(default=0)
+    first_sessions = peewee.IntegerField(default=0)
+
+    class Meta:
+        table_name = "tutor_daily_counts"
+        primary_key = peewee.CompositeKey("tutor", "day")
+
+
+class TutorScore(BaseModel):
+    """Current verdict of one rule for one tutor, with the explanation behind it."""
+
+    tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", on_delete="CASCADE")
+    rule = peewee.CharField(max_length=64)
+    rule_version = peewee.CharField(max_length=32)
+    flagged = peewee.BooleanField(default=False)
+    severity = peewee.CharField(max_length=16, default="none")
+    risk_score = peewee.DoubleField(default=0.0)
+    explanation = JSONField()
+    insights = JSONField()
+    recommendations = JSONField()
+    as_of = UTCDateTimeField()
+
+    class Meta:
+        table_name = "tutor_scores"
+        primary_key = peewee.CompositeKey("tutor", "rule")
+        indexes = ((("rule", "flagged"), False),)
+
+
+class TutorMetric(BaseModel):
+    """One current metric value (e.g. ``reschedule_rate_30d``), kept in rows so any metric sorts and filters."""
+
+    tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", on_delete="CASCADE")
+    name = peewee.CharField(max_length=64)
+    rule = peewee.CharField(max_length=64)
+    value = peewee.DoubleField(null=True)
+
+    class Meta:
+        table_name = "tutor_metrics"
+        primary_key = peewee.CompositeKey("tutor", "name")
+        indexes = ((("name", "value"), False),)
+
+
+class ScoreSnapshot(BaseModel):
+    """A tutor's metrics and flags as of the end of one UTC day (or as of now, for today)."""
+
+    tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", on_delete="CASCADE")
+    day = peewee.DateField()
+    as_of = UTCDateTimeField()
+    metrics = JSONField()
+    flags = JSONField()
+    flagged = peewee.BooleanField(default=False)
+
+    class Meta:
+        table_name = "score_snapshots"
+        primary_key = peewee.CompositeKey("tutor", "day")
+
+
+class RiskEvent(BaseModel):
+    """A flag raised or cleared, on the event-time day it happened, with the reason recorded."""
+
+    id = peewee.AutoField()
+    tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", on_delete="CASCADE")
+    rule = peewee.CharField(max_length=64)
+    kind = peewee.CharField(max_length=16)
+    day = peewee.DateField()
+    occurred_at = UTCDateTimeField()
+    severity = peewee.CharField(max_length=16, default="none")
+    explanation = JSONField()
+    recorded_at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "risk_events"
+        indexes = ((("tutor", "day", "rule", "kind"), True), (("occurred_at",), False))
+
+
+class EmailReport(BaseModel):
+    """A per-session report sent to admins (filled by the notifications step)."""
+
+    id = peewee.AutoField()
+    session = peewee.ForeignKeyField(Session, column_name="session_id", null=True, on_delete="SET NULL")
+    tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", null=True, on_delete="SET NULL")
+    recipient = peewee.CharField(max_length=320)
+    subject = peewee.CharField(max_length=300)
+    status = peewee.CharField(max_length=16, default="pending", index=True)
+    error = peewee.TextField(null=True)
+    attempts = peewee.IntegerField(default=0)
+    created_at = UTCDateTimeField()
+    sent_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "email_reports"
+
+
+class SchemaMigration(BaseModel):
+    version = peewee.IntegerField(primary_key=True)
+    name = peewee.CharField(max_length=200)
+    applied_at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "schema_migrations"
+
+
+MODELS = [
+    Tutor,
+    Session,
+    Reschedule,
+    TutorDailyCount,
+    TutorScore,
+    TutorMetric,
+    ScoreSnapshot,
+    RiskEvent,
+    EmailReport,
+]

@@ -1,0 +1,235 @@
+"""The one read layer: tutors listed, one tutor in detail, one tutor's history.
+
+The CLI, the API and the dashboard all read through here; no SQL lives anywhere else.
+A tutor record is the tutor's id, name, flag, risk score and update time plus every
+metric of every loaded rule (``sessions_7d`` ... ``reschedule_rate_90d`` from the
+built-in rule), so a new rule's metrics show up everywhere without touching readers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import peewee
+
+from engine.models import Reschedule, RiskEvent, ScoreSnapshot, Session, Tutor, TutorMetric, TutorScore
+from engine.windows import days_between
+
+MAX_PAGE = 500
+RECENT_RESCHEDULES = 10
+BASE_SORTS = ("risk_score", "updated_at", "tutor_id", "name")
+
+
+class QueryError(ValueError):
+    """A bad query parameter; ``parameter`` names it."""
+
+    def __init__(self, parameter: str, message: str):
+        self.parameter = parameter
+        super().__init__(f"{parameter}: {message}")
+
+
+@dataclass(frozen=True)
+class TutorPage:
+    tutors: list[dict[str, Any]]
+    total: int
+
+
+def sortable_fields(metric_names: Sequence[str]) -> list[str]:
+    return [*BASE_SORTS, *metric_names]
+
+
+def list_tutors(
+    metric_names: Sequence[str],
+    flagged: bool | None = None,
+    search: str | None = None,
+    sort: str = "-risk_score",
+    limit: int = 50,
+    offset: int = 0,
+) -> TutorPage:
+    """Tutors with their scores, filtered, searched, sorted (``-`` for descending, nulls last) and paged."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise QueryError("limit", f"must be between 1 and {MAX_PAGE}")
+    if offset < 0:
+        raise QueryError("offset", "must not be negative")
+    descending, field = sort.startswith("-"), sort.lstrip("-")
+    if field not in sortable_fields(metric_names):
+        raise QueryError("sort", f"unknown field {field!r}; use one of {', '.join(sortable_fields(metric_names))}")
+    query = Tutor.select()
+    if flagged is not None:
+        query = query.where(Tutor.flagged == flagged)
+    if search:
+        query = query.where(Tutor.tutor_id.contains(search) | Tutor.name.contains(search))
+    total = query.count()
+    if field in BASE_SORTS:
+        column = {"updated_at": Tutor.scored_at}.get(field, getattr(Tutor, field, None))
+    else:
+        metric = TutorMetric.alias()
+        query = query.join(
+            metric, peewee.JOIN.LEFT_OUTER, on=((metric.tutor == Tutor.tutor_id) & (metric.name == field))
+        )
+        column = metric.value
+    order = column.desc(nulls="LAST") if descending else column.asc(nulls="LAST")
+    page = list(query.order_by(order, Tutor.tutor_id).limit(limit).offset(offset))
+    return TutorPage(_records(page, metric_names), total)
+
+
+def get_tutor_record(tutor_id: str, metric_names: Sequence[str]) -> dict[str, Any] | None:
+    tutor = Tutor.get_or_none(Tutor.tutor_id == tutor_id)
+    return _records([tutor], metric_names)[0] if tutor else None
+
+
+def get_tutor_detail(tutor_id: str, metric_names: Sequence[str]) -> dict[str, Any] | None:
+    """The tutor record plus every rule's flag and advice, recent reschedules and a status summary."""
+    record = get_tutor_record(tutor_id, metric_names)
+    if record is None:
+        return None
+    scores = list(TutorScore.select().where(TutorScore.tutor == tutor_id).order_by(TutorScore.rule))
+    record["flags"] = [
+        dict(rule=s.rule, rule_version=s.rule_version, flagged=s.flagged, severity=s.severity,
+             risk_score=s.risk_score, explanation=s.explanation, as_of=_iso(s.as_of))
+        for s in scores
+    ]
+    record["insights"] = [line for s in scores for line in s.insights]
+    record["recommendations"] = [line for s in scores for line in s.recommendations]
+    record["recent_reschedules"] = [_reschedule(r) for r in _reschedules(tutor_id).limit(RECENT_RESCHEDULES)]
+    record["session_summary"] = _session_summary(tutor_id)
+    return record
+
+
+def get_tutor_history(tutor_id: str, days: int, today: dt.date) -> dict[str, Any] | None:
+    """One point per day for the last ``days`` days, and the tutor's reschedule and risk events.
+
+    Days not yet snapshotted carry no metrics; their flag follows from the risk events.
+    """
+    if not 1 <= days <= 3650:
+        raise QueryError("days", "must be between 1 and 3650")
+    if not Tutor.select().where(Tutor.tutor_id == tutor_id).exists():
+        return None
+    first = today - dt.timedelta(days=days - 1)
+    snapshots = {
+        s.day: s
+        for s in ScoreSnapshot.select().where(
+            (ScoreSnapshot.tutor == tutor_id) & (ScoreSnapshot.day >= first) & (ScoreSnapshot.day <= today)
+        )
+    }
+    risk_events = list(
+        RiskEvent.select().where(RiskEvent.tutor == tutor_id).order_by(RiskEvent.day, RiskEvent.id)
+    )
+    points = []
+    for day in days_between(first, today):
+        snapshot = snapshots.get(day)
+        point: dict[str, Any] = {"date": day.isoformat()}
+        point.update(snapshot.metrics if snapshot else {})
+        point["flagged"] = snapshot.flagged if snapshot else _flag_on(day, risk_events)
+        points.append(point)
+    since = dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)
+    events = [
+        {"type": "reschedule", **_reschedule(r)}
+        for r in _reschedules(tutor_id).where(Session.scheduled_time >= since)
+    ] + [_risk_event(e) for e in risk_events if e.day >= first]
+    events.sort(key=lambda e: e["at"])
+    return {"tutor_id": tutor_id, "days": days, "points": points, "events": events}
+
+
+def _flag_on(day: dt.date, events: list[RiskEvent]) -> bool:
+    """A tutor's overall flag on a day: any rule whose last event by then was a raise."""
+    state: dict[str, bool] = {}
+    for event in events:
+        if event.day > day:
+            break
+        state[event.rule] = event.kind == "raised"
+    return any(state.values())
+
+
+def _records(tutors: Sequence[Tutor], metric_names: Sequence[str]) -> list[dict[str, Any]]:
+    ids = [t.tutor_id for t in tutors]
+    values: dict[str, dict[str, float | None]] = {tutor_id: {} for tutor_id in ids}
+    if ids:
+        for metric in TutorMetric.select().where(TutorMetric.tutor.in_(ids)):
+            values[metric.tutor_id][metric.name] = metric.value
+    return [_record(t, values[t.tutor_id], metric_names) for t in tutors]
+
+
+def _record(tutor: Tutor, metrics: dict[str, float | None], metric_names: Sequence[str]) -> dict[str, Any]:
+    record: dict[str, Any] = {"tutor_id": tutor.tutor_id, "name": tutor.name}
+    for name in metric_names:
+        value = metrics.get(name)
+        record[name] = int(value) if value is not None and _is_count(name) else value
+    record["flagged"] = tutor.flagged
+    record["risk_score"] = tutor.risk_score
+    record["updated_at"] = _iso(tutor.scored_at)
+    return record
+
+
+def _is_count(name: str) -> bool:
+    return not ("rate" in name or name.endswith(("_low", "_high", "_score")))
+
+
+def _reschedules(tutor_id: str) -> peewee.ModelSelect:
+    return (
+        Reschedule.select(Reschedule, Session.scheduled_time)
+        .join(Session, on=(Reschedule.session == Session.session_id))
+        .where(Reschedule.tutor == tutor_id)
+        .order_by(Session.scheduled_time.desc())
+        .objects()
+    )
+
+
+def _reschedule(row: Reschedule) -> dict[str, Any]:
+    return {
+        "at": _iso(row.scheduled_time),
+        "session_id": row.session_id,
+        "initiator": row.initiator,
+        "reason": row.reason,
+        "original_time": _iso(row.original_time),
+        "new_time": _iso(row.new_time),
+        "requested_at": _iso(row.requested_at),
+        "notice_hours": None if row.notice_seconds is None else round(row.notice_seconds / 3600, 1),
+        "delay_hours": None if row.delay_seconds is None else round(row.delay_seconds / 3600, 1),
+    }
+
+
+def _risk_event(event: RiskEvent) -> dict[str, Any]:
+    return {
+        "type": "risk",
+        "at": _iso(event.occurred_at),
+        "date": event.day.isoformat(),
+        "rule": event.rule,
+        "kind": event.kind,
+        "severity": event.severity,
+        "explanation": event.explanation,
+    }
+
+
+def _session_summary(tutor_id: str) -> dict[str, Any]:
+    rows = (
+        Session.select(Session.status, peewee.fn.COUNT(Session.session_id).alias("n"),
+                       peewee.fn.MIN(Session.scheduled_time).alias("first"),
+                       peewee.fn.MAX(Session.scheduled_time).alias("last"))
+        .where(Session.tutor == tutor_id)
+        .group_by(Session.status)
+        .dicts()
+    )
+    by_status: Counter[str] = Counter()
+    first = last = None
+    for row in rows:
+        by_status[row["status"]] = row["n"]
+        first = row["first"] if first is None else min(first, row["first"])
+        last = row["last"] if last is None else max(last, row["last"])
+    as_utc = Session.scheduled_time.python_value
+    return {
+        "total": sum(by_status.values()),
+        "completed": by_status["completed"],
+        "rescheduled": by_status["rescheduled"],
+        "no_show": by_status["no_show"],
+        "first_session_at": _iso(as_utc(first)),
+        "last_session_at": _iso(as_utc(last)),
+    }
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")

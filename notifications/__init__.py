@@ -1,0 +1,1 @@
+"""Per-session HTML email reports (step 5)."""

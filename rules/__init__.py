@@ -1,0 +1,1 @@
+"""Built-in rules, registered through the same entry point group as third-party plugins."""

@@ -1,0 +1,1 @@
+"""Synthetic 90-day session generator and replayer (step 3)."""

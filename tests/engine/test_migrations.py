@@ -1,0 +1,25 @@
+import peewee
+from playhouse.migrate import migrate as run_operations
+
+from engine.migrations import MIGRATIONS, migrate, migrator_for, schema_version
+from engine.models import Tutor
+
+
+def test_migrating_again_applies_nothing(database):
+    assert migrate(database) == []
+    assert schema_version(database) == len(MIGRATIONS)
+
+
+def test_a_later_migration_adds_a_column_to_a_deployed_database(database):
+    def add_timezone(db, migrator):
+        run_operations(migrator.add_column("tutors", "timezone", peewee.CharField(max_length=64, null=True)))
+
+    later = [*MIGRATIONS, (len(MIGRATIONS) + 1, "tutor timezone", add_timezone)]
+    assert migrate(database, migrations=later) == [len(MIGRATIONS) + 1]
+    assert migrate(database, migrations=later) == []
+    with database.connection_context():
+        columns = {c.name for c in database.get_columns(Tutor._meta.table_name)}
+        assert "timezone" in columns
+        run_operations(migrator_for(database).drop_column("tutors", "timezone"))
+        database.execute_sql(f"DELETE FROM schema_migrations WHERE version > {len(MIGRATIONS)}")
+

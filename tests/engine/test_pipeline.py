@@ -1,0 +1,220 @@
+"""Processing sessions end to end against SQLite and PostgreSQL."""
+
+import datetime as dt
+import random
+
+import pytest
+
+from engine.models import (
+    Reschedule,
+    RiskEvent,
+    ScoreSnapshot,
+    Session,
+    Tutor,
+    TutorDailyCount,
+    TutorMetric,
+    TutorScore,
+)
+from engine.pipeline import process_session, rescore_all
+from engine.queries import get_tutor_detail
+from engine.registry import metric_names
+from engine.validation import validate_session
+from engine.windows import day_of
+from tests.conftest import NOW
+from tests.engine.state import derived_state, series_through
+from tests.factories import oracle_rate, raw_session, session
+
+DAY = dt.timedelta(days=1)
+
+
+def process_all(database, pm, settings, records, now=NOW):
+    for raw in records:
+        process_session(database, pm, settings, validate_session(raw), now)
+
+
+def metric(tutor_id, name):
+    return TutorMetric.get((TutorMetric.tutor == tutor_id) & (TutorMetric.name == name)).value
+
+
+def random_sessions(seed: int, count: int, tutors=("t1", "t2")) -> list[dict]:
+    rng = random.Random(seed)
+    records = []
+    for i in range(count):
+        when = NOW - dt.timedelta(days=rng.uniform(0, 100))
+        kind = rng.random()
+        status = "rescheduled" if kind < 0.25 else "no_show" if kind < 0.3 else "completed"
+        initiator = rng.choice(["tutor", "tutor", "tutor", "student"]) if status == "rescheduled" else None
+        records.append(raw_session(f"s{i}", rng.choice(tutors), when, status, initiator))
+    return records
+
+
+def test_rates_over_each_window_match_counting_by_hand(database, pm, settings):
+    records = random_sessions(seed=1, count=150)
+    process_all(database, pm, settings, records)
+    with database.connection_context():
+        for tutor_id in ("t1", "t2"):
+            for days in (7, 30, 90):
+                sessions, moved, rate = oracle_rate(records, tutor_id, NOW, days)
+                assert metric(tutor_id, f"sessions_{days}d") == sessions
+                assert metric(tutor_id, f"tutor_reschedules_{days}d") == moved
+                assert metric(tutor_id, f"reschedule_rate_{days}d") == rate
+
+
+def test_processing_the_same_payload_twice_changes_nothing(database, pm, settings):
+    records = random_sessions(seed=2, count=40)
+    process_all(database, pm, settings, records)
+    before = derived_state(database)
+    result = process_session(database, pm, settings, validate_session(records[7]), NOW + dt.timedelta(hours=5))
+    assert not result.changed
+    assert derived_state(database) == before
+
+
+def test_arrival_order_does_not_change_the_result(database, pm, settings):
+    records = random_sessions(seed=3, count=80)
+    process_all(database, pm, settings, records)
+    in_order = derived_state(database)
+    with database.connection_context(), database.atomic():
+        for model in (RiskEvent, ScoreSnapshot, TutorMetric, TutorScore, TutorDailyCount, Reschedule, Session, Tutor):
+            model.delete().execute()
+    shuffled = records[:]
+    random.Random(4).shuffle(shuffled)
+    process_all(database, pm, settings, shuffled)
+    assert derived_state(database) == in_order
+
+
+def test_reposting_a_session_with_new_status_updates_it_without_double_counting(database, pm, settings):
+    process_session(database, pm, settings, session("s1", "t1", NOW - DAY), NOW)
+    process_session(database, pm, settings, session("s1", "t1", NOW - DAY, "rescheduled", "tutor"), NOW)
+    with database.connection_context():
+        assert metric("t1", "sessions_7d") == 1 and metric("t1", "tutor_reschedules_7d") == 1
+    process_session(database, pm, settings, session("s1", "t1", NOW - DAY), NOW)
+    with database.connection_context():
+        assert metric("t1", "tutor_reschedules_7d") == 0
+        assert Reschedule.select().count() == 0
+
+
+def test_session_moved_to_another_tutor_leaves_the_first(database, pm, settings):
+    process_session(database, pm, settings, session("s1", "t1", NOW - DAY, "rescheduled", "tutor"), NOW)
+    process_session(database, pm, settings, session("s1", "t2", NOW - DAY, "rescheduled", "tutor"), NOW)
+    with database.connection_context():
+        assert metric("t1", "sessions_7d") == 0 and metric("t1", "reschedule_rate_7d") is None
+        assert metric("t2", "sessions_7d") == 1 and metric("t2", "tutor_reschedules_7d") == 1
+
+
+def test_reschedule_keeps_times_initiator_reason_notice_and_delay(database, pm, settings):
+    when = NOW - 2 * DAY
+    raw = raw_session("s1", "t1", when, "rescheduled", "tutor", reason="illness")
+    raw["reschedule_info"]["requested_at"] = (when - dt.timedelta(hours=6)).isoformat()
+    process_session(database, pm, settings, validate_session(raw), NOW)
+    with database.connection_context():
+        stored = Reschedule.get(Reschedule.session == "s1")
+    assert (stored.initiator, stored.reason) == ("tutor", "illness")
+    assert stored.original_time == when and stored.new_time == when + 2 * DAY
+    assert stored.requested_at == when - dt.timedelta(hours=6)
+    assert stored.notice_seconds == 6 * 3600 and stored.delay_seconds == 2 * 86400
+
+
+def bursty_tutor():
+    """Fine for 60 days, then a bad fortnight (6 of 8 moved), then 40 clean days."""
+    start = NOW - dt.timedelta(days=130)
+    records = [raw_session(f"a{i}", "t1", start + dt.timedelta(days=2 * i)) for i in range(30)]
+    bad = start + dt.timedelta(days=61)
+    records += [
+        raw_session(f"b{i}", "t1", bad + dt.timedelta(days=i * 2), "rescheduled" if i < 6 else "completed", "tutor")
+        for i in range(8)
+    ]
+    good = bad + dt.timedelta(days=17)
+    records += [raw_session(f"c{i}", "t1", good + dt.timedelta(days=i)) for i in range(30)]
+    return records
+
+
+def test_flag_is_raised_then_cleared_with_explanations(database, pm, settings):
+    process_all(database, pm, settings, bursty_tutor())
+    with database.connection_context():
+        events = list(RiskEvent.select().order_by(RiskEvent.day))
+        detail = get_tutor_detail("t1", metric_names(pm))
+    assert [e.kind for e in events] == ["raised", "cleared"]
+    raised, cleared = events
+    assert raised.explanation["decision"] == "above_threshold"
+    assert raised.explanation["rate"] > raised.explanation["threshold"] == 15.0
+    assert raised.explanation["rule_version"] == "1.0.0"
+    assert cleared.explanation["decision"] == "below_clear_threshold"
+    assert cleared.explanation["rate"] < 12.0
+    assert not detail["flagged"]
+
+
+def test_snapshots_follow_event_time_not_arrival_time(database, pm, settings):
+    """A 90-day backfill draws the same daily series as living through the 90 days."""
+    records = bursty_tutor()
+    for raw in records:  # live: each session arrives an hour after it was scheduled
+        record = validate_session(raw)
+        process_session(database, pm, settings, record, record.scheduled_time + dt.timedelta(hours=1))
+    rescore_all(database, pm, settings, NOW)
+    live = derived_state(database)
+    with database.connection_context(), database.atomic():
+        for model in (RiskEvent, ScoreSnapshot, TutorMetric, TutorScore, TutorDailyCount, Reschedule, Session, Tutor):
+            model.delete().execute()
+    process_all(database, pm, settings, records)  # backfill: everything arrives now
+    rescore_all(database, pm, settings, NOW)
+    backfill = derived_state(database)
+    assert live["snapshots"] == backfill["snapshots"]
+    assert live["events"] == backfill["events"]
+    assert live["scores"] == backfill["scores"]
+
+
+def test_a_backfill_writes_snapshots_only_up_to_the_latest_session_day(database, pm, settings):
+    last = NOW - dt.timedelta(days=20)
+    process_all(database, pm, settings, [raw_session(f"s{i}", "t1", last - dt.timedelta(days=i)) for i in range(5)])
+    with database.connection_context():
+        days = [s.day for s in ScoreSnapshot.select().order_by(ScoreSnapshot.day)]
+    assert days[0] == day_of(last) - dt.timedelta(days=4) and days[-1] == day_of(last)
+    rescore_all(database, pm, settings, NOW)
+    with database.connection_context():
+        assert ScoreSnapshot.select().count() == (NOW.date() - days[0]).days + 1
+
+
+def test_windows_roll_forward_without_new_sessions(database, pm, settings):
+    records = [raw_session(f"s{i}", "t1", NOW - dt.timedelta(days=i), "rescheduled" if i % 2 else "completed", "tutor")
+               for i in range(10)]
+    process_all(database, pm, settings, records)
+    with database.connection_context():
+        assert get_tutor_detail("t1", metric_names(pm))["flagged"]
+    later = NOW + dt.timedelta(days=40)
+    rescore_all(database, pm, settings, later)
+    with database.connection_context():
+        detail = get_tutor_detail("t1", metric_names(pm))
+        cleared = RiskEvent.get(RiskEvent.kind == "cleared")
+    assert detail["sessions_30d"] == 0 and detail["reschedule_rate_30d"] is None
+    assert detail["reschedule_rate_90d"] == 50.0
+    assert not detail["flagged"] and cleared.explanation["decision"] == "too_few_sessions"
+    assert detail["updated_at"] == later.isoformat().replace("+00:00", "Z")
+
+
+def test_future_session_counts_only_once_its_time_has_come(database, pm, settings):
+    process_session(database, pm, settings, session("s1", "t1", NOW + dt.timedelta(hours=2)), NOW)
+    with database.connection_context():
+        assert metric("t1", "sessions_7d") == 0
+    rescore_all(database, pm, settings, NOW + dt.timedelta(hours=3))
+    with database.connection_context():
+        assert metric("t1", "sessions_7d") == 1
+
+
+@pytest.mark.parametrize("offset", ["+05:30", "-08:00"])
+def test_zoned_times_land_in_the_right_window(database, pm, settings, offset):
+    zone = dt.timezone(dt.timedelta(hours=int(offset[:3]), minutes=int(offset[0] + offset[4:])))
+    inside = (NOW - dt.timedelta(days=7) + dt.timedelta(minutes=1)).astimezone(zone)
+    outside = (NOW - dt.timedelta(days=7)).astimezone(zone)
+    process_all(database, pm, settings, [raw_session("in", "t1", inside), raw_session("out", "t1", outside)])
+    with database.connection_context():
+        assert metric("t1", "sessions_7d") == 1 and metric("t1", "sessions_30d") == 2
+
+
+def test_rebuild_from_scratch_reproduces_incremental_scores(database, pm, settings):
+    records = random_sessions(seed=5, count=120)
+    shuffled = records + records[:20]
+    random.Random(6).shuffle(shuffled)
+    process_all(database, pm, settings, shuffled)
+    through = series_through(database)
+    incremental = derived_state(database, through)
+    rescore_all(database, pm, settings, NOW, rebuild=True)
+    assert derived_state(database, through) == incremental

@@ -1,0 +1,87 @@
+"""The ``tqs`` command as a newcomer runs it, in a subprocess, on the committed sample."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.validation import parse_datetime
+from tests.factories import oracle_rate
+
+SAMPLE = Path(__file__).parent / "data" / "sample.json"
+SAMPLE_AS_OF = "2026-11-25T00:00:00Z"
+# Why each is flagged: Ben 3 of 12 (25%) and Cara 5 of 14 (36%) over 30 days; Hal went above 15% on
+# 20 Nov (1 of 5) and now sits at 14.3%, still above the 12% clear threshold. Eli's 2 of 3 is too few
+# sessions; Dev recovered; Gus stopped teaching; Ada and Fay are reliable.
+EXPECTED_FLAGGED = {"tut-ben", "tut-cara", "tut-hal"}
+
+
+def tqs(env, *args, check=True):
+    result = subprocess.run([sys.executable, "-m", "engine", *args], env=env, capture_output=True, text=True,
+                            timeout=120)
+    if check and result.returncode != 0:
+        raise AssertionError(f"tqs {' '.join(args)} failed: {result.stderr}")
+    return result
+
+
+@pytest.fixture
+def env(database_url, database, tmp_path):
+    """The subprocess uses the same (emptied) database as the fixture."""
+    return {**os.environ, "TQS_DATABASE_URL": database_url, "TQS_DATA_DIR": str(tmp_path)}
+
+
+def test_sample_ingest_prints_correct_rates_and_flags(env):
+    tqs(env, "init-db")
+    tqs(env, "ingest", str(SAMPLE), "--sync", "--as-of", SAMPLE_AS_OF)
+    tutors = json.loads(tqs(env, "tutors", "--json").stdout)
+    records = json.loads(SAMPLE.read_text())
+    as_of = parse_datetime(SAMPLE_AS_OF)
+    assert {t["tutor_id"] for t in tutors} == {r["tutor_id"] for r in records}
+    for tutor in tutors:
+        for days in (7, 30, 90):
+            sessions, moved, rate = oracle_rate(records, tutor["tutor_id"], as_of, days)
+            assert tutor[f"sessions_{days}d"] == sessions, tutor["tutor_id"]
+            assert tutor[f"tutor_reschedules_{days}d"] == moved, tutor["tutor_id"]
+            assert tutor[f"reschedule_rate_{days}d"] == rate, tutor["tutor_id"]
+    assert {t["tutor_id"] for t in tutors if t["flagged"]} == EXPECTED_FLAGGED
+    flagged_only = json.loads(tqs(env, "tutors", "--flagged", "--json").stdout)
+    assert {t["tutor_id"] for t in flagged_only} == EXPECTED_FLAGGED
+
+
+def test_ingest_reports_bad_records_by_index_and_keeps_the_good(env, tmp_path):
+    good = json.loads(SAMPLE.read_text())[:3]
+    bad = dict(good[0], session_id="x1", status="cancelled")
+    path = tmp_path / "mixed.json"
+    path.write_text(json.dumps([good[0], bad, good[1], {"session_id": "x2"}, good[2]]))
+    result = tqs(env, "ingest", str(path), "--sync", check=False)
+    assert result.returncode == 1
+    assert "record 1: status: must be one of completed, rescheduled, no_show" in result.stderr
+    assert "record 3:" in result.stderr and "tutor_id: is required" in result.stderr
+    assert "ingested 3 sessions" in result.stderr
+    assert len(json.loads(tqs(env, "tutors", "--json").stdout)) == len({r["tutor_id"] for r in good})
+
+
+def test_init_db_is_idempotent(tmp_path):
+    env = {**os.environ, "TQS_DATA_DIR": str(tmp_path / "fresh")}
+    assert "applied 1" in tqs(env, "init-db").stdout
+    assert "nothing to apply" in tqs(env, "init-db").stdout
+    assert (tmp_path / "fresh" / "tutor_quality.db").exists()
+
+
+def test_tutor_detail_and_rules_and_rescore(env):
+    tqs(env, "ingest", str(SAMPLE), "--sync", "--as-of", SAMPLE_AS_OF)
+    detail = json.loads(tqs(env, "tutor", "tut-ben", "--json").stdout)
+    assert detail["flagged"] and detail["insights"] and detail["flags"][0]["rule"] == "reschedule_rate"
+    assert "tut-ben" in tqs(env, "tutor", "tut-ben").stdout
+    assert tqs(env, "tutor", "nobody", check=False).returncode == 1
+    assert "reschedule_rate 1.0.0" in tqs(env, "rules").stdout
+    assert "rescored 8 tutors" in tqs(env, "rescore", "--as-of", "2027-03-01T00:00:00Z").stderr
+    assert json.loads(tqs(env, "tutors", "--flagged", "--json").stdout) == []
+
+
+def test_bad_configuration_fails_at_start_naming_the_variable(env):
+    result = tqs({**env, "TQS_MIN_SESSIONS": "none"}, "tutors", check=False)
+    assert result.returncode == 2 and "TQS_MIN_SESSIONS" in result.stderr
