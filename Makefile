@@ -31,5 +31,8 @@ demo: $(STAMP)
 	$(BIN)/tqs tutors
 	$(BIN)/tqs tutor tut-ben
 
+bench: $(STAMP) services
+	$(BIN)/python -m bench.pipeline
+
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache .hypothesis *.egg-info

@@ -12,12 +12,13 @@ from typing import Any
 from engine import queries
 from engine.config import ConfigError, Settings
 from engine.migrations import migrate
-from engine.pipeline import process_session, rescore_all, utc_now
+from engine.pipeline import process_batch, rescore_all, utc_now
 from engine.progress import Progress
 from engine.registry import RuleLoadError, loaded_rules
 from engine.services import Services, build_services
 from engine.validation import ValidationError, parse_datetime, validate_session
 
+INGEST_BATCH = 500
 TABLE_COLUMNS = [
     ("tutor_id", 14), ("name", 22), ("sessions_30d", 8), ("reschedule_rate_7d", 8),
     ("reschedule_rate_30d", 8), ("reschedule_rate_90d", 8), ("risk_score", 6), ("flagged", 7),
@@ -92,21 +93,22 @@ def ingest(services: Services, args: argparse.Namespace) -> int:
         print(f"tqs ingest: {args.file} must hold a JSON array of session records", file=sys.stderr)
         return 2
     migrate(services.database)
-    rejected, processed, changed = 0, 0, 0
-    progress = Progress("ingest", len(raw))
+    valid = []
     for index, item in enumerate(raw):
         try:
-            record = validate_session(item)
+            valid.append(validate_session(item))
         except ValidationError as exc:
-            rejected += 1
             print(f"record {index}: {exc}", file=sys.stderr)
-            continue
-        result = process_session(services.database, services.pm, services.settings, record, args.as_of or utc_now())
-        processed += 1
-        changed += result.changed
-        progress.update(index + 1)
+    changed = 0
+    progress = Progress("ingest", len(valid))
+    for start in range(0, len(valid), INGEST_BATCH):
+        batch = valid[start:start + INGEST_BATCH]
+        results = process_batch(services.database, services.pm, services.settings, batch, args.as_of or utc_now())
+        changed += sum(result.changed for result in results)
+        progress.update(start + len(batch))
     progress.finish()
-    print(f"ingested {processed} sessions ({changed} new or changed), rejected {rejected}", file=sys.stderr)
+    rejected = len(raw) - len(valid)
+    print(f"ingested {len(valid)} sessions ({changed} new or changed), rejected {rejected}", file=sys.stderr)
     return 1 if rejected else 0
 
 

@@ -8,7 +8,7 @@ since a new Postgres connection per task costs 10-17 ms.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -57,3 +57,8 @@ def write_transaction(database: peewee.Database) -> Iterator[None]:
     """One atomic unit of work; on SQLite it takes the write lock up front (BEGIN IMMEDIATE)."""
     with database.connection_context(), database.atomic():
         yield
+
+
+def take_new_values(model: type[peewee.Model], names: Iterable[str]) -> dict:
+    """The ``update=`` of an upsert that overwrites ``names`` with the incoming row's values."""
+    return {getattr(model, name): peewee.EXCLUDED[getattr(model, name).column_name] for name in names}

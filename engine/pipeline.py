@@ -1,9 +1,10 @@
-"""Process one validated session, roll every tutor forward, or rebuild a tutor from scratch.
+"""Process validated sessions, roll every tutor forward, or rebuild tutors from scratch.
 
-Each call is one transaction that holds the lock of every tutor it touches (``SELECT ...
-FOR UPDATE`` on Postgres; SQLite's ``BEGIN IMMEDIATE`` serializes writers), so two
-workers scoring the same tutor keep counts exact. Re-processing an identical payload
-changes nothing.
+Work is done per tutor, in one transaction that holds the lock of every tutor it touches
+(``SELECT ... FOR UPDATE`` on Postgres; SQLite's ``BEGIN IMMEDIATE`` serializes writers),
+so two workers scoring the same tutor keep counts exact. A batch is grouped by tutor and
+each tutor is rescored once, however many of its sessions the batch holds. Re-processing
+an identical payload changes nothing.
 """
 
 from __future__ import annotations
@@ -12,20 +13,18 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import peewee
 import pluggy
 
 from engine.config import Settings
-from engine.db import is_postgres, write_transaction
+from engine.db import take_new_values, write_transaction
 from engine.models import Reschedule, Session, Tutor
-from engine.scoring import clear_derived, first_session_day, recount_all_days, recount_day, score_tutor
+from engine.scoring import clear_derived, first_session_day, recount_all_days, recount_days, score_tutor
 from engine.validation import SessionRecord
 from engine.windows import day_of
-
-Clock = Callable[[], dt.datetime]
 
 
 def utc_now() -> dt.datetime:
@@ -33,7 +32,7 @@ def utc_now() -> dt.datetime:
 
 
 class ConcurrentChange(RuntimeError):
-    """Another worker moved this session to a different tutor mid-flight; retrying resolves it."""
+    """Another worker moved one of these sessions to a different tutor mid-flight; retrying resolves it."""
 
 
 @dataclass(frozen=True)
@@ -54,68 +53,112 @@ def process_session(
     database: peewee.Database, pm: pluggy.PluginManager, settings: Settings, record: SessionRecord,
     now: dt.datetime | None = None,
 ) -> ProcessResult:
-    """Store the session and its reschedule, then rescore its tutor, all in one transaction."""
+    """Store one session and its reschedule, then rescore its tutor, in one transaction."""
+    return process_batch(database, pm, settings, [record], now)[0]
+
+
+def process_batch(
+    database: peewee.Database, pm: pluggy.PluginManager, settings: Settings, records: Sequence[SessionRecord],
+    now: dt.datetime | None = None,
+) -> list[ProcessResult]:
+    """Process many sessions, one transaction per tutor; a session listed twice counts once (the last wins)."""
     now = now or utc_now()
-    digest = fingerprint(record)
+    latest = {record.session_id: record for record in records}
+    by_tutor: dict[str, list[SessionRecord]] = {}
+    for record in latest.values():
+        by_tutor.setdefault(record.tutor_id, []).append(record)
+    results: dict[str, ProcessResult] = {}
+    for tutor_id in sorted(by_tutor):
+        for result in _process_tutor(database, pm, settings, tutor_id, by_tutor[tutor_id], now):
+            results[result.session_id] = result
+    return [results[record.session_id] for record in records]
+
+
+def _process_tutor(
+    database: peewee.Database, pm: pluggy.PluginManager, settings: Settings, tutor_id: str,
+    records: list[SessionRecord], now: dt.datetime,
+) -> list[ProcessResult]:
+    ids = [record.session_id for record in records]
     with write_transaction(database):
-        previous = Session.get_or_none(Session.session_id == record.session_id)
-        tutor_ids = sorted({record.tutor_id} | ({previous.tutor_id} if previous else set()))
-        tutors = _lock_tutors(database, tutor_ids, now)
-        previous = Session.get_or_none(Session.session_id == record.session_id)
-        if previous and previous.tutor_id not in tutors:
-            raise ConcurrentChange(f"session {record.session_id} moved to another tutor while being processed")
-        tutor = tutors[record.tutor_id]
-        if record.tutor_name and tutor.name != record.tutor_name:
-            tutor.name = record.tutor_name
-        if previous and previous.fingerprint == digest:
-            if tutor.is_dirty():
-                tutor.save()
-            return ProcessResult(record.session_id, record.tutor_id, changed=False, flagged=tutor.flagged)
-        _store(record, digest, now, received_at=previous.received_at if previous else now)
-        touched = {(record.tutor_id, day_of(record.scheduled_time))}
-        if previous:
-            touched.add((previous.tutor_id, day_of(previous.scheduled_time)))
-        for tutor_id, day in touched:
-            recount_day(tutor_id, day)
-        for tutor_id in tutor_ids:
-            changed_from = min(day for owner, day in touched if owner == tutor_id)
-            score_tutor(pm, settings, tutors[tutor_id], changed_from, now)
-        return ProcessResult(record.session_id, record.tutor_id, changed=True, flagged=tutors[record.tutor_id].flagged)
+        tutors = _lock_tutors([tutor_id], now)
+        previous = _stored_sessions(ids)
+        others = sorted({row.tutor_id for row in previous.values()} - set(tutors))
+        if others:  # sessions moving between tutors: rare, so a second lock (and read) is fine
+            tutors.update(_lock_tutors(others, now))
+            previous = _stored_sessions(ids)
+            if any(row.tutor_id not in tutors for row in previous.values()):
+                raise ConcurrentChange(f"a session of tutor {tutor_id} moved to another tutor while being processed")
+        tutor = tutors[tutor_id]
+        names = [record.tutor_name for record in records if record.tutor_name]
+        if names and tutor.name != names[-1]:
+            tutor.name = names[-1]
+            tutor.save()
+        digests = {record.session_id: fingerprint(record) for record in records}
+        changed = [r for r in records if r.session_id not in previous or previous[r.session_id].fingerprint
+                   != digests[r.session_id]]
+        if changed:
+            _store(changed, digests, previous, now)
+            touched: dict[str, set[dt.date]] = {tutor_id: {day_of(r.scheduled_time) for r in changed}}
+            for record in changed:
+                if record.session_id in previous:
+                    old = previous[record.session_id]
+                    touched.setdefault(old.tutor_id, set()).add(day_of(old.scheduled_time))
+            for owner, days in sorted(touched.items()):
+                recount_days(owner, days)
+                score_tutor(pm, settings, tutors[owner], min(days), now)
+        changed_ids = {r.session_id for r in changed}
+        return [ProcessResult(r.session_id, tutor_id, r.session_id in changed_ids, tutor.flagged) for r in records]
 
 
-def _lock_tutors(database: peewee.Database, tutor_ids: list[str], now: dt.datetime) -> dict[str, Tutor]:
-    """Create missing tutors, then lock them in id order (a fixed order cannot deadlock)."""
-    Tutor.insert_many([{"tutor_id": t, "created_at": now} for t in tutor_ids]).on_conflict_ignore().execute()
-    query = Tutor.select().where(Tutor.tutor_id.in_(tutor_ids)).order_by(Tutor.tutor_id)
-    if is_postgres(database):
-        query = query.for_update()
-    return {tutor.tutor_id: tutor for tutor in query}
-
-
-def _store(record: SessionRecord, digest: str, now: dt.datetime, received_at: dt.datetime) -> None:
-    values = dict(
-        tutor=record.tutor_id, student_id=record.student_id, student_name=record.student_name,
-        scheduled_time=record.scheduled_time, completed_time=record.completed_time, status=record.status,
-        subject=record.subject, duration_minutes=record.duration_minutes, is_first_session=record.is_first_session,
-        fingerprint=digest, updated_at=now,
+def _lock_tutors(tutor_ids: list[str], now: dt.datetime) -> dict[str, Tutor]:
+    """Create missing tutors and lock them, in one statement: an upsert takes the row lock on Postgres
+    (SQLite's BEGIN IMMEDIATE already serializes writers). Ids are locked in sorted order."""
+    rows = [{"tutor_id": tutor_id, "created_at": now} for tutor_id in sorted(tutor_ids)]
+    query = (
+        Tutor.insert_many(rows)
+        .on_conflict(conflict_target=[Tutor.tutor_id], update={Tutor.tutor_id: peewee.EXCLUDED.tutor_id})
+        .returning(Tutor)
     )
-    Session.insert(session_id=record.session_id, received_at=received_at, **values).on_conflict(
-        conflict_target=[Session.session_id], update=values
-    ).execute()
+    return {tutor.tutor_id: tutor for tutor in query.execute()}
+
+
+def _stored_sessions(session_ids: list[str]) -> dict[str, Session]:
+    return {row.session_id: row for row in Session.select().where(Session.session_id.in_(session_ids))}
+
+
+def _store(
+    records: list[SessionRecord], digests: dict[str, str], previous: dict[str, Session], now: dt.datetime
+) -> None:
+    sessions = [
+        dict(
+            session_id=r.session_id, tutor=r.tutor_id, student_id=r.student_id, student_name=r.student_name,
+            scheduled_time=r.scheduled_time, completed_time=r.completed_time, status=r.status, subject=r.subject,
+            duration_minutes=r.duration_minutes, is_first_session=r.is_first_session,
+            fingerprint=digests[r.session_id], updated_at=now,
+            received_at=previous[r.session_id].received_at if r.session_id in previous else now,
+        )
+        for r in records
+    ]
+    update = take_new_values(Session, [n for n in sessions[0] if n not in ("session_id", "received_at")])
+    Session.insert_many(sessions).on_conflict(conflict_target=[Session.session_id], update=update).execute()
+    without = [r.session_id for r in records if r.reschedule is None]
+    if without:
+        Reschedule.delete().where(Reschedule.session.in_(without)).execute()
+    reschedules = [_reschedule_row(r) for r in records if r.reschedule is not None]
+    if reschedules:
+        update = take_new_values(Reschedule, [n for n in reschedules[0] if n != "session"])
+        Reschedule.insert_many(reschedules).on_conflict(conflict_target=[Reschedule.session], update=update).execute()
+
+
+def _reschedule_row(record: SessionRecord) -> dict:
     info = record.reschedule
-    if info is None:
-        Reschedule.delete().where(Reschedule.session == record.session_id).execute()
-        return
     notice, delay = info.notice, info.delay
-    reschedule = dict(
-        tutor=record.tutor_id, initiator=info.initiator, reason=info.reason, original_time=info.original_time,
-        new_time=info.new_time, requested_at=info.requested_at,
+    return dict(
+        session=record.session_id, tutor=record.tutor_id, initiator=info.initiator, reason=info.reason,
+        original_time=info.original_time, new_time=info.new_time, requested_at=info.requested_at,
         notice_seconds=None if notice is None else int(notice.total_seconds()),
         delay_seconds=None if delay is None else int(delay.total_seconds()),
     )
-    Reschedule.insert(session=record.session_id, **reschedule).on_conflict(
-        conflict_target=[Reschedule.session], update=reschedule
-    ).execute()
 
 
 def rescore_all(
@@ -131,7 +174,7 @@ def rescore_all(
         tutor_ids = [t.tutor_id for t in Tutor.select(Tutor.tutor_id).order_by(Tutor.tutor_id)]
     for done, tutor_id in enumerate(tutor_ids, start=1):
         with write_transaction(database):
-            tutor = _lock_tutors(database, [tutor_id], now)[tutor_id]
+            tutor = _lock_tutors([tutor_id], now)[tutor_id]
             if rebuild:
                 clear_derived(tutor_id)
                 recount_all_days(tutor_id)
@@ -141,11 +184,3 @@ def rescore_all(
         if progress:
             progress(done, len(tutor_ids))
     return len(tutor_ids)
-
-
-def process_many(
-    database: peewee.Database, pm: pluggy.PluginManager, settings: Settings, records: Iterable[SessionRecord],
-    clock: Clock = utc_now,
-) -> list[ProcessResult]:
-    """Process records one by one, each in its own transaction."""
-    return [process_session(database, pm, settings, record, clock()) for record in records]

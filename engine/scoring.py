@@ -9,12 +9,15 @@ backfill writes about one snapshot row per session rather than ninety.
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import operator
 from collections.abc import Iterable
 
 import peewee
 import pluggy
 
 from engine.config import WINDOW_DAYS, Settings
+from engine.db import take_new_values
 from engine.models import (
     Reschedule,
     RiskEvent,
@@ -29,6 +32,7 @@ from engine.rulekit import Advice
 from engine.series import RiskTransition, SeriesPoint, compute_series, transitions
 from engine.windows import (
     COUNT_FIELDS,
+    ONE_DAY,
     Counts,
     DailyCounts,
     RescheduleFact,
@@ -42,31 +46,51 @@ from engine.windows import (
 LOOKBACK_DAYS = max(WINDOW_DAYS)
 
 
-def recount_day(tutor_id: str, day: dt.date) -> None:
-    """Rebuild one tutor-day of counts from its sessions (delete the row when none are left)."""
-    total = sum((fact.counts for fact in load_day_sessions(tutor_id, day)), Counts())
-    where = (TutorDailyCount.tutor == tutor_id) & (TutorDailyCount.day == day)
-    if total.sessions == 0:
-        TutorDailyCount.delete().where(where).execute()
+def recount_days(tutor_id: str, days: Iterable[dt.date]) -> None:
+    """Rebuild some tutor-days of counts from their sessions in one read (a day left empty loses its row)."""
+    days = sorted(set(days))
+    if not days:
         return
-    values = total.as_dict()
-    (
-        TutorDailyCount.insert(tutor=tutor_id, day=day, **values)
-        .on_conflict(conflict_target=[TutorDailyCount.tutor, TutorDailyCount.day], update=values)
-        .execute()
+    totals = {day: Counts() for day in days}
+    for fact in load_sessions_between(tutor_id, start_of_day(days[0]), start_of_day(days[-1] + dt.timedelta(days=1))):
+        day = day_of(fact.scheduled_time)
+        if day in totals:
+            totals[day] += fact.counts
+    empty = [day for day, total in totals.items() if total.sessions == 0]
+    if empty:
+        TutorDailyCount.delete().where((TutorDailyCount.tutor == tutor_id) & TutorDailyCount.day.in_(empty)).execute()
+    rows = [dict(tutor=tutor_id, day=day, **total.as_dict()) for day, total in totals.items() if total.sessions]
+    if rows:
+        update = take_new_values(TutorDailyCount, COUNT_FIELDS)
+        TutorDailyCount.insert_many(rows).on_conflict(
+            conflict_target=[TutorDailyCount.tutor, TutorDailyCount.day], update=update
+        ).execute()
+
+
+def load_sessions_on(tutor_id: str, days: list[dt.date]) -> dict[dt.date, list[SessionFact]]:
+    """The tutor's sessions on the given UTC days, in one query."""
+    on_days = functools.reduce(operator.or_, [
+        (Session.scheduled_time >= start_of_day(day)) & (Session.scheduled_time < start_of_day(day + ONE_DAY))
+        for day in days
+    ])
+    found: dict[dt.date, list[SessionFact]] = {day: [] for day in days}
+    for fact in _session_facts((Session.tutor == tutor_id) & on_days):
+        found[day_of(fact.scheduled_time)].append(fact)
+    return found
+
+
+def load_sessions_between(tutor_id: str, start: dt.datetime, end: dt.datetime) -> list[SessionFact]:
+    """The tutor's sessions scheduled in [start, end), reduced to what counting needs."""
+    return _session_facts(
+        (Session.tutor == tutor_id) & (Session.scheduled_time >= start) & (Session.scheduled_time < end)
     )
 
 
-def load_day_sessions(tutor_id: str, day: dt.date) -> list[SessionFact]:
-    start = start_of_day(day)
+def _session_facts(where: peewee.Expression) -> list[SessionFact]:
     query = (
         Session.select(Session.scheduled_time, Session.status, Session.is_first_session, Reschedule.initiator)
         .join(Reschedule, peewee.JOIN.LEFT_OUTER, on=(Reschedule.session == Session.session_id))
-        .where(
-            (Session.tutor == tutor_id)
-            & (Session.scheduled_time >= start)
-            & (Session.scheduled_time < start + dt.timedelta(days=1))
-        )
+        .where(where)
         .objects()
     )
     return [
@@ -105,14 +129,9 @@ def load_history(tutor: Tutor, first_day: dt.date, last_day: dt.date) -> TutorHi
         tutor.tutor_id,
         tutor.name,
         DailyCounts(by_day, since, last_day),
-        load_day_sessions=lambda day: load_day_sessions(tutor.tutor_id, day),
+        load_sessions=lambda days: load_sessions_on(tutor.tutor_id, days),
         load_reschedules=lambda after, until: load_reschedules(tutor.tutor_id, after, until),
     )
-
-
-def latest_session_day(tutor_id: str) -> dt.date | None:
-    latest = TutorDailyCount.select(peewee.fn.MAX(TutorDailyCount.day)).where(TutorDailyCount.tutor == tutor_id)
-    return latest.scalar()
 
 
 def first_session_day(tutor_id: str) -> dt.date | None:
@@ -132,9 +151,9 @@ def score_tutor(
     and write what changed. Returns the current point."""
     today = day_of(now)
     start = min(changed_from, tutor.series_through or changed_from, today)
-    persist_end = today if snapshot_through_today else min(
-        max(latest_session_day(tutor.tutor_id) or start, tutor.series_through or start, start), today
-    )
+    history = load_history(tutor, start, today)
+    latest = history.daily.last_active or start
+    persist_end = today if snapshot_through_today else min(max(latest, tutor.series_through or start, start), today)
     existing = {
         row.day: row
         for row in ScoreSnapshot.select().where(
@@ -145,7 +164,6 @@ def score_tutor(
     }
     before = existing.get(start - dt.timedelta(days=1))
     previous_flags = dict(before.flags) if before else {}
-    history = load_history(tutor, start, today)
     points = compute_series(pm, settings, history, start, now, previous_flags)
     _write_snapshots(tutor.tutor_id, [p for p in points if p.day <= persist_end], existing)
     _write_events(tutor.tutor_id, start, transitions(points, previous_flags), now)
@@ -170,7 +188,7 @@ def _write_snapshots(tutor_id: str, points: Iterable[SeriesPoint], existing: dic
             dict(tutor=tutor_id, day=point.day, as_of=point.as_of, metrics=metrics, flags=flags, flagged=point.flagged)
         )
     if changed:
-        update = {f: peewee.EXCLUDED[f] for f in ("as_of", "metrics", "flags", "flagged")}
+        update = take_new_values(ScoreSnapshot, ("as_of", "metrics", "flags", "flagged"))
         (
             ScoreSnapshot.insert_many(changed)
             .on_conflict(conflict_target=[ScoreSnapshot.tutor, ScoreSnapshot.day], update=update)
@@ -225,7 +243,7 @@ def _write_current(
         for rule, a in current.assessments.items()
     ]
     if scores:
-        update = {f: peewee.EXCLUDED[f] for f in scores[0] if f not in ("tutor", "rule")}
+        update = take_new_values(TutorScore, [f for f in scores[0] if f not in ("tutor", "rule")])
         TutorScore.insert_many(scores).on_conflict(
             conflict_target=[TutorScore.tutor, TutorScore.rule], update=update
         ).execute()
@@ -237,7 +255,7 @@ def _write_current(
         if name not in stored or stored[name] != value
     ]
     if metrics:
-        update = {"value": peewee.EXCLUDED["value"], "rule": peewee.EXCLUDED["rule"]}
+        update = take_new_values(TutorMetric, ("value", "rule"))
         TutorMetric.insert_many(metrics).on_conflict(
             conflict_target=[TutorMetric.tutor, TutorMetric.name], update=update
         ).execute()
@@ -254,5 +272,4 @@ def recount_all_days(tutor_id: str) -> None:
         day_of(row.scheduled_time)
         for row in Session.select(Session.scheduled_time).where(Session.tutor == tutor_id)
     }
-    for day in sorted(days):
-        recount_day(tutor_id, day)
+    recount_days(tutor_id, days)

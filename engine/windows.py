@@ -10,7 +10,6 @@ are exactly the N whole days ending with D.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -87,6 +86,8 @@ class DailyCounts:
 
     def __init__(self, by_day: Mapping[dt.date, Counts], first: dt.date, last: dt.date):
         self.first, self.last = first, last
+        active = [day for day, counts in by_day.items() if counts.sessions and first <= day <= last]
+        self.last_active: dt.date | None = max(active, default=None)
         running = Counts()
         self._prefix: list[Counts] = [running]
         for day in days_between(first, last):
@@ -125,50 +126,63 @@ class RescheduleFact:
     delay_seconds: int | None
 
 
-DaySessionsLoader = Callable[[dt.date], Iterable[SessionFact]]
+SessionsLoader = Callable[[list[dt.date]], Mapping[dt.date, Iterable[SessionFact]]]
 ReschedulesLoader = Callable[[dt.datetime, dt.datetime], Iterable[RescheduleFact]]
+MAX_WINDOW_DAYS = 90
+COMMON_WINDOWS = (7, 30, 90)
 
 
 class TutorHistory:
-    """A tutor's session history as rules see it: window counts and reschedules as of any moment."""
+    """A tutor's session history as rules see it: window counts and reschedules as of any moment.
+
+    ``daily`` must cover every day a window can reach (up to 90 days before the earliest
+    moment asked about); partial edge days are fetched through ``load_sessions``, for the
+    common windows of one moment in a single call.
+    """
 
     def __init__(
         self,
         tutor_id: str,
         name: str | None,
         daily: DailyCounts,
-        load_day_sessions: DaySessionsLoader,
+        load_sessions: SessionsLoader,
         load_reschedules: ReschedulesLoader,
     ):
         self.tutor_id, self.name, self.daily = tutor_id, name, daily
-        self._load_day_sessions = functools.cache(lambda day: tuple(load_day_sessions(day)))
+        self._load_sessions = load_sessions
         self._load_reschedules = load_reschedules
+        self._day_sessions: dict[dt.date, tuple[SessionFact, ...]] = {}
 
     def window(self, days: int, as_of: dt.datetime) -> Counts:
         """Counts of the sessions scheduled in (as_of - days, as_of]."""
+        if not 1 <= days <= MAX_WINDOW_DAYS:
+            raise ValueError(f"windows span 1 to {MAX_WINDOW_DAYS} days, not {days}")
+        end_day = day_of(as_of)
+        if as_of.time() == LAST_MICROSECOND:  # a daily snapshot: exactly the N whole days ending today
+            return self.daily.between(end_day - dt.timedelta(days=days - 1), end_day)
         start = as_of - dt.timedelta(days=days)
-        start_day, end_day = day_of(start), day_of(as_of)
+        start_day = day_of(start)
         total = self.daily.between(start_day + ONE_DAY, end_day - ONE_DAY)
-        total += self._part_of_day(end_day, lambda t: t <= as_of, whole=as_of == end_of_day(end_day))
-        total += self._part_of_day(start_day, lambda t: t > start, whole=False, empty=start == end_of_day(start_day))
+        for fact in self._sessions_on(end_day, as_of):
+            if fact.scheduled_time <= as_of:
+                total += fact.counts
+        for fact in self._sessions_on(start_day, as_of):
+            if fact.scheduled_time > start:
+                total += fact.counts
         return total
 
     def reschedules(self, days: int, as_of: dt.datetime) -> list[RescheduleFact]:
         """Reschedules of sessions scheduled in (as_of - days, as_of], oldest first."""
         return sorted(self._load_reschedules(as_of - dt.timedelta(days=days), as_of), key=lambda r: r.scheduled_time)
 
-    def _part_of_day(
-        self, day: dt.date, keep: Callable[[dt.datetime], bool], whole: bool, empty: bool = False
-    ) -> Counts:
-        if empty:
-            return Counts()
-        if whole:
-            return self.daily.between(day, day)
-        total = Counts()
-        for fact in self._load_day_sessions(day):
-            if keep(fact.scheduled_time):
-                total += fact.counts
-        return total
+    def _sessions_on(self, day: dt.date, as_of: dt.datetime) -> tuple[SessionFact, ...]:
+        if day not in self._day_sessions:
+            wanted = {day, day_of(as_of)} | {day_of(as_of - dt.timedelta(days=n)) for n in COMMON_WINDOWS}
+            wanted -= set(self._day_sessions)
+            loaded = self._load_sessions(sorted(wanted))
+            for each in wanted:
+                self._day_sessions[each] = tuple(loaded.get(each, ()))
+        return self._day_sessions[day]
 
 
 def history_in_memory(
@@ -189,6 +203,6 @@ def history_in_memory(
         tutor_id,
         name,
         DailyCounts(by_day, first, last),
-        load_day_sessions=lambda day: [f for f in sessions if day_of(f.scheduled_time) == day],
+        load_sessions=lambda days: {day: [f for f in sessions if day_of(f.scheduled_time) == day] for day in days},
         load_reschedules=lambda after, until: [r for r in reschedules if after < r.scheduled_time <= until],
     )

@@ -15,7 +15,7 @@ from engine.models import (
     TutorMetric,
     TutorScore,
 )
-from engine.pipeline import process_session, rescore_all
+from engine.pipeline import process_batch, process_session, rescore_all
 from engine.queries import get_tutor_detail
 from engine.registry import metric_names
 from engine.validation import validate_session
@@ -218,3 +218,17 @@ def test_rebuild_from_scratch_reproduces_incremental_scores(database, pm, settin
     incremental = derived_state(database, through)
     rescore_all(database, pm, settings, NOW, rebuild=True)
     assert derived_state(database, through) == incremental
+
+
+def test_a_batch_scores_exactly_like_one_session_at_a_time(database, pm, settings):
+    records = random_sessions(seed=8, count=90, tutors=("t1", "t2", "t3"))
+    process_all(database, pm, settings, records)
+    one_by_one = derived_state(database)
+    with database.connection_context(), database.atomic():
+        for model in (RiskEvent, ScoreSnapshot, TutorMetric, TutorScore, TutorDailyCount, Reschedule, Session, Tutor):
+            model.delete().execute()
+    typed = [validate_session(raw) for raw in records]
+    results = process_batch(database, pm, settings, typed[:50] + typed[40:60], NOW)
+    assert len(results) == 70 and all(r.changed for r in results[:50])
+    process_batch(database, pm, settings, typed[50:], NOW)
+    assert derived_state(database) == one_by_one
