@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine import queries
+from engine import inbox, queries
 from engine.config import ConfigError, Settings
+from engine.db import release_connections
 from engine.migrations import migrate
 from engine.pipeline import process_batch, rescore_all, utc_now
 from engine.progress import Progress
+from engine.queue import create_huey
 from engine.registry import RuleLoadError, loaded_rules
 from engine.services import Services, build_services
+from engine.tasks import register_tasks
 from engine.validation import ValidationError, parse_datetime, validate_session
+from engine.worker import run_worker
 
 INGEST_BATCH = 500
 TABLE_COLUMNS = [
@@ -33,6 +38,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, RuleLoadError, ValueError) as exc:
         print(f"tqs: configuration error: {exc}", file=sys.stderr)
         return 2
+    if not args.connect:  # long-running commands manage their own connections
+        return args.command(services, args)
     with services.database.connection_context():
         return args.command(services, args)
 
@@ -41,15 +48,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tqs", description="Tutor Quality: score tutors, flag the ones at risk.")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    def command(name: str, handler: Any, help_text: str) -> argparse.ArgumentParser:
+    def command(name: str, handler: Any, help_text: str, connect: bool = True) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.set_defaults(command=handler)
+        sub.set_defaults(command=handler, connect=connect)
         return sub
 
     command("init-db", init_db, "create or migrate the schema (safe to repeat)")
     ingest_cmd = command("ingest", ingest, "ingest a JSON array of session records")
     ingest_cmd.add_argument("file", type=Path)
-    ingest_cmd.add_argument("--sync", action="store_true", help="process inline instead of through the queue")
+    ingest_cmd.add_argument("--sync", action="store_true", help="score inline instead of through the queue")
     ingest_cmd.add_argument("--as-of", type=_moment, help="score as of this ISO 8601 time (default: now)")
     tutors_cmd = command("tutors", tutors, "list tutors with their scores")
     tutors_cmd.add_argument("--flagged", action="store_true", help="only flagged tutors")
@@ -61,6 +68,13 @@ def _parser() -> argparse.ArgumentParser:
     tutor_cmd.add_argument("tutor_id")
     tutor_cmd.add_argument("--json", action="store_true")
     command("rules", rules, "list the loaded rules, their versions and where they came from")
+    api_cmd = command("api", api, "serve the REST API with gunicorn", connect=False)
+    api_cmd.add_argument("--bind", default="127.0.0.1:8000")
+    api_cmd.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1), help="gunicorn worker processes")
+    worker_cmd = command("worker", worker, "run the queue consumer that scores sessions", connect=False)
+    worker_cmd.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
+    worker_cmd.add_argument("--threads", action="store_true", help="threads instead of processes")
+    command("retry-failed", retry_failed, "queue again the sessions whose processing failed for good")
     rescore_cmd = command("rescore", rescore, "roll every tutor's windows forward and snapshot through today")
     rescore_cmd.add_argument("--as-of", type=_moment, help="rescore as of this ISO 8601 time (default: now)")
     rescore_cmd.add_argument("--rebuild", action="store_true", help="recompute everything derived from sessions")
@@ -81,9 +95,6 @@ def init_db(services: Services, args: argparse.Namespace) -> int:
 
 
 def ingest(services: Services, args: argparse.Namespace) -> int:
-    if not args.sync:
-        print("tqs ingest: only --sync is available until the queue lands; add --sync", file=sys.stderr)
-        return 2
     try:
         raw = json.loads(args.file.read_text())
     except (OSError, json.JSONDecodeError) as exc:
@@ -93,12 +104,16 @@ def ingest(services: Services, args: argparse.Namespace) -> int:
         print(f"tqs ingest: {args.file} must hold a JSON array of session records", file=sys.stderr)
         return 2
     migrate(services.database)
-    valid = []
+    valid, accepted = [], []
     for index, item in enumerate(raw):
         try:
             valid.append(validate_session(item))
+            accepted.append(item)
         except ValidationError as exc:
             print(f"record {index}: {exc}", file=sys.stderr)
+    rejected = len(raw) - len(valid)
+    if not args.sync:
+        return _enqueue(services, accepted, valid, rejected)
     changed = 0
     progress = Progress("ingest", len(valid))
     for start in range(0, len(valid), INGEST_BATCH):
@@ -107,8 +122,18 @@ def ingest(services: Services, args: argparse.Namespace) -> int:
         changed += sum(result.changed for result in results)
         progress.update(start + len(batch))
     progress.finish()
-    rejected = len(raw) - len(valid)
     print(f"ingested {len(valid)} sessions ({changed} new or changed), rejected {rejected}", file=sys.stderr)
+    return 1 if rejected else 0
+
+
+def _enqueue(services: Services, items: list, records: list, rejected: int) -> int:
+    """Store in the inbox and queue, as the API does; a worker scores them."""
+    tasks = register_tasks(create_huey(services.settings.queue_url), services)
+    for start in range(0, len(records), inbox.MAX_BATCH):
+        ids = inbox.accept(services.database, items[start:start + inbox.MAX_BATCH],
+                           records[start:start + inbox.MAX_BATCH], utc_now())
+        tasks.enqueue_inbox(ids)
+    print(f"queued {len(records)} sessions for the worker, rejected {rejected}", file=sys.stderr)
     return 1 if rejected else 0
 
 
@@ -168,6 +193,34 @@ def tutor(services: Services, args: argparse.Namespace) -> int:
 def rules(services: Services, args: argparse.Namespace) -> int:
     for rule in loaded_rules(services.pm):
         print(f"{rule.info.name} {rule.info.version}  {rule.info.description}\n    from {rule.source}: {rule.module}")
+    return 0
+
+
+def api(services: Services, args: argparse.Namespace) -> int:
+    if not services.settings.api_keys:
+        print("tqs api: set TQS_API_KEYS to at least one key; the API never runs open", file=sys.stderr)
+        return 2
+    migrate(services.database)
+    release_connections(services.database)
+    argv = [sys.executable, "-m", "gunicorn", "api.wsgi:app", "--bind", args.bind, "--workers", str(args.workers),
+            "--worker-class", "sync", "--no-control-socket", "--timeout", "30", "--graceful-timeout", "10",
+            "--log-level", "warning"]
+    os.execv(sys.executable, argv)  # gunicorn takes over this process, so signals reach it directly
+
+
+def worker(services: Services, args: argparse.Namespace) -> int:
+    run_worker(services.settings, args.workers, "thread" if args.threads else "process")
+    return 0
+
+
+def retry_failed(services: Services, args: argparse.Namespace) -> int:
+    ids = inbox.reset_failed(services.database)
+    if ids:
+        tasks = register_tasks(create_huey(services.settings.queue_url), services)
+        queued = tasks.enqueue_inbox(ids)
+        print(f"{len(ids)} failed sessions {'queued again' if queued else 'reset; the sweeper will queue them'}")
+    else:
+        print("no failed sessions")
     return 0
 
 

@@ -32,6 +32,10 @@ class Settings:
     min_sessions: int = 5
     rules: frozenset[str] | None = None
     api_keys: tuple[str, ...] = field(default=(), repr=False)
+    max_body_bytes: int = 4 * 1024 * 1024
+    sweep_after_seconds: int = 180
+    sweep_interval_seconds: int = 30
+    log_level: str = "INFO"
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -85,6 +89,13 @@ def _keys(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _log_level(raw: str) -> str:
+    level = raw.upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError("must be DEBUG, INFO, WARNING or ERROR")
+    return level
+
+
 def _url(raw: str) -> str:
     if "://" not in raw:
         raise ValueError("must be a URL such as sqlite:///path or postgresql://host/db")
@@ -101,6 +112,10 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TQS_MIN_SESSIONS": ("min_sessions", _positive_int),
     "TQS_RULES": ("rules", _names),
     "TQS_API_KEYS": ("api_keys", _keys),
+    "TQS_MAX_BODY_BYTES": ("max_body_bytes", _positive_int),
+    "TQS_SWEEP_AFTER_SECONDS": ("sweep_after_seconds", _positive_int),
+    "TQS_SWEEP_INTERVAL_SECONDS": ("sweep_interval_seconds", _positive_int),
+    "TQS_LOG_LEVEL": ("log_level", _log_level),
 }
 
 

@@ -62,3 +62,11 @@ def write_transaction(database: peewee.Database) -> Iterator[None]:
 def take_new_values(model: type[peewee.Model], names: Iterable[str]) -> dict:
     """The ``update=`` of an upsert that overwrites ``names`` with the incoming row's values."""
     return {getattr(model, name): peewee.EXCLUDED[getattr(model, name).column_name] for name in names}
+
+
+def release_connections(database: peewee.Database) -> None:
+    """Close every connection this process holds (before forking workers)."""
+    if hasattr(database, "close_all"):
+        database.close_all()
+    elif not database.is_closed():
+        database.close()

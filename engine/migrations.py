@@ -14,18 +14,38 @@ import peewee
 from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator
 
 from engine.db import is_postgres
-from engine.models import MODELS, SchemaMigration
+from engine.models import (
+    EmailReport,
+    InboxItem,
+    Reschedule,
+    RiskEvent,
+    SchemaMigration,
+    ScoreSnapshot,
+    Session,
+    Tutor,
+    TutorDailyCount,
+    TutorMetric,
+    TutorScore,
+)
 
 Migration = Callable[[peewee.Database, SchemaMigrator], None]
 _ADVISORY_LOCK_KEY = 7_311_942  # arbitrary, constant: "tutor quality schema"
 
 
 def _create_schema(database: peewee.Database, migrator: SchemaMigrator) -> None:
-    database.create_tables(MODELS, safe=True)
+    database.create_tables(
+        [Tutor, Session, Reschedule, TutorDailyCount, TutorScore, TutorMetric, ScoreSnapshot, RiskEvent, EmailReport],
+        safe=True,
+    )
+
+
+def _create_inbox(database: peewee.Database, migrator: SchemaMigrator) -> None:
+    database.create_tables([InboxItem], safe=True)
 
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "create schema", _create_schema),
+    (2, "inbox of accepted sessions", _create_inbox),
 ]
 
 

@@ -207,6 +207,29 @@ class EmailReport(BaseModel):
         table_name = "email_reports"
 
 
+class InboxItem(BaseModel):
+    """A session record as accepted by the API, kept until a worker has scored it.
+
+    Written in the transaction that decides the 202, so nothing accepted is lost when the
+    queue or a worker dies; the worker marks it processed in the transaction that scores it.
+    """
+
+    id = peewee.BigAutoField()
+    session_id = peewee.CharField(max_length=128, index=True)
+    tutor_id = peewee.CharField(max_length=128)
+    payload = JSONField()
+    status = peewee.CharField(max_length=16, default="pending")  # pending | processed | superseded | failed
+    attempts = peewee.IntegerField(default=0)
+    last_error = peewee.TextField(null=True)
+    received_at = UTCDateTimeField()
+    enqueued_at = UTCDateTimeField(null=True)
+    processed_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "inbox"
+        indexes = ((("status", "received_at"), False),)
+
+
 class SchemaMigration(BaseModel):
     version = peewee.IntegerField(primary_key=True)
     name = peewee.CharField(max_length=200)
@@ -226,4 +249,5 @@ MODELS = [
     ScoreSnapshot,
     RiskEvent,
     EmailReport,
+    InboxItem,
 ]

@@ -59,9 +59,13 @@ def process_session(
 
 def process_batch(
     database: peewee.Database, pm: pluggy.PluginManager, settings: Settings, records: Sequence[SessionRecord],
-    now: dt.datetime | None = None,
+    now: dt.datetime | None = None, on_stored: Callable[[list[str]], None] | None = None,
 ) -> list[ProcessResult]:
-    """Process many sessions, one transaction per tutor; a session listed twice counts once (the last wins)."""
+    """Process many sessions, one transaction per tutor; a session listed twice counts once (the last wins).
+
+    ``on_stored(session_ids)`` runs inside each tutor's transaction, so bookkeeping such as
+    marking inbox rows processed commits (or rolls back) with the scores.
+    """
     now = now or utc_now()
     latest = {record.session_id: record for record in records}
     by_tutor: dict[str, list[SessionRecord]] = {}
@@ -69,14 +73,14 @@ def process_batch(
         by_tutor.setdefault(record.tutor_id, []).append(record)
     results: dict[str, ProcessResult] = {}
     for tutor_id in sorted(by_tutor):
-        for result in _process_tutor(database, pm, settings, tutor_id, by_tutor[tutor_id], now):
+        for result in _process_tutor(database, pm, settings, tutor_id, by_tutor[tutor_id], now, on_stored):
             results[result.session_id] = result
     return [results[record.session_id] for record in records]
 
 
 def _process_tutor(
     database: peewee.Database, pm: pluggy.PluginManager, settings: Settings, tutor_id: str,
-    records: list[SessionRecord], now: dt.datetime,
+    records: list[SessionRecord], now: dt.datetime, on_stored: Callable[[list[str]], None] | None,
 ) -> list[ProcessResult]:
     ids = [record.session_id for record in records]
     with write_transaction(database):
@@ -106,6 +110,8 @@ def _process_tutor(
             for owner, days in sorted(touched.items()):
                 recount_days(owner, days)
                 score_tutor(pm, settings, tutors[owner], min(days), now)
+        if on_stored:
+            on_stored(ids)
         changed_ids = {r.session_id for r in changed}
         return [ProcessResult(r.session_id, tutor_id, r.session_id in changed_ids, tutor.flagged) for r in records]
 

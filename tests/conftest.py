@@ -18,7 +18,7 @@ import pluggy
 import pytest
 
 from engine.config import Settings
-from engine.db import bind_database, open_database
+from engine.db import bind_database, open_database, release_connections
 from engine.migrations import migrate
 from engine.models import MODELS
 from engine.registry import get_plugin_manager
@@ -88,7 +88,7 @@ def _prepared(url: str) -> Iterator[peewee.Database]:
         yield db
     finally:
         _empty(db)
-        db.close_all() if hasattr(db, "close_all") else db.close()
+        release_connections(db)
 
 
 def _empty(db: peewee.Database) -> None:

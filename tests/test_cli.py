@@ -66,7 +66,7 @@ def test_ingest_reports_bad_records_by_index_and_keeps_the_good(env, tmp_path):
 
 def test_init_db_is_idempotent(tmp_path):
     env = {**os.environ, "TQS_DATA_DIR": str(tmp_path / "fresh")}
-    assert "applied 1" in tqs(env, "init-db").stdout
+    assert "applied 1, 2" in tqs(env, "init-db").stdout
     assert "nothing to apply" in tqs(env, "init-db").stdout
     assert (tmp_path / "fresh" / "tutor_quality.db").exists()
 

@@ -1,0 +1,196 @@
+"""The OpenAPI 3 document, built from the loaded rules so a plugin's metrics are documented too.
+
+Kept honest by a schemathesis run against the live app in the test suite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import falcon
+
+from engine import queries
+from engine.inbox import MAX_BATCH
+from engine.validation import (
+    INITIATORS,
+    MAX_DURATION_MINUTES,
+    MAX_ID_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_REASON_LENGTH,
+    STATUSES,
+)
+
+NULLABLE_TEXT = {"type": "string", "nullable": True}
+DATETIME = {"type": "string", "description": "ISO 8601; without a zone it is read as UTC"}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _ok(description: str, schema: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+
+def _session_schema() -> dict[str, Any]:
+    text = lambda n: {"type": "string", "maxLength": n}  # noqa: E731
+    return {
+        "type": "object",
+        "required": ["session_id", "tutor_id", "student_id", "scheduled_time", "status"],
+        "properties": {
+            "session_id": text(MAX_ID_LENGTH), "tutor_id": text(MAX_ID_LENGTH), "student_id": text(MAX_ID_LENGTH),
+            "scheduled_time": DATETIME, "completed_time": {**DATETIME, "nullable": True},
+            "status": {"type": "string", "enum": list(STATUSES)},
+            "tutor_name": {**text(MAX_NAME_LENGTH), "nullable": True},
+            "student_name": {**text(MAX_NAME_LENGTH), "nullable": True},
+            "subject": {**text(MAX_NAME_LENGTH), "nullable": True},
+            "duration_minutes": {"type": "integer", "minimum": 0, "maximum": MAX_DURATION_MINUTES, "nullable": True},
+            "is_first_session": {"type": "boolean", "nullable": True},
+            "reschedule_info": {
+                "type": "object", "nullable": True,
+                "description": "required when status is rescheduled, and only then",
+                "required": ["initiator"],
+                "properties": {
+                    "initiator": {"type": "string", "enum": list(INITIATORS)},
+                    "reason": {**text(MAX_REASON_LENGTH), "nullable": True},
+                    "original_time": {**DATETIME, "nullable": True, "description": "defaults to scheduled_time"},
+                    "new_time": {**DATETIME, "nullable": True},
+                    "requested_at": {**DATETIME, "nullable": True},
+                },
+            },
+        },
+    }
+
+
+def _tutor_record(metric_names: Sequence[str]) -> dict[str, Any]:
+    properties: dict[str, Any] = {"tutor_id": {"type": "string"}, "name": NULLABLE_TEXT}
+    for name in metric_names:
+        is_count = not ("rate" in name or name.endswith(("_low", "_high", "_score")))
+        properties[name] = {"type": "integer" if is_count else "number", "nullable": True}
+    properties.update({
+        "flagged": {"type": "boolean"},
+        "risk_score": {"type": "number", "minimum": 0, "maximum": 100},
+        "updated_at": {"type": "string", "nullable": True},
+    })
+    return {"type": "object", "required": list(properties), "properties": properties}
+
+
+def build_document(metric_names: Sequence[str]) -> dict[str, Any]:
+    auth = [{"bearer": []}, {"apiKey": []}]
+    bad_request = _error("Malformed JSON, failed validation (every bad field named) or a bad parameter")
+    unauthorized = _error("Missing or invalid API key")
+    unavailable = _error("The database is unreachable; nothing was stored (see Retry-After)")
+    tutor_id = {"name": "tutor_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    sort_fields = queries.sortable_fields(metric_names)
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Tutor Quality API", "version": "1.0.0",
+                 "description": "Ingest finished sessions; read tutor reliability scores, flags and history."},
+        "components": {
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+            "schemas": {
+                "Session": _session_schema(),
+                "Accepted": {"type": "object", "required": ["accepted", "session_ids"], "properties": {
+                    "accepted": {"type": "integer"}, "session_ids": {"type": "array", "items": {"type": "string"}}}},
+                "TutorRecord": _tutor_record(metric_names),
+                "TutorList": {"type": "object", "required": ["tutors", "total"], "properties": {
+                    "tutors": {"type": "array", "items": {"$ref": "#/components/schemas/TutorRecord"}},
+                    "total": {"type": "integer", "minimum": 0}}},
+                "TutorDetail": {"allOf": [{"$ref": "#/components/schemas/TutorRecord"}, {
+                    "type": "object",
+                    "required": ["flags", "insights", "recommendations", "recent_reschedules", "session_summary"],
+                    "properties": {
+                        "flags": {"type": "array", "items": {"type": "object"}},
+                        "insights": {"type": "array", "items": {"type": "string"}},
+                        "recommendations": {"type": "array", "items": {"type": "string"}},
+                        "recent_reschedules": {"type": "array", "items": {"type": "object"}},
+                        "session_summary": {"type": "object"},
+                    }}]},
+                "History": {"type": "object", "required": ["tutor_id", "days", "points", "events"], "properties": {
+                    "tutor_id": {"type": "string"}, "days": {"type": "integer"},
+                    "points": {"type": "array", "items": {"type": "object", "required": ["date", "flagged"]}},
+                    "events": {"type": "array", "items": {"type": "object", "required": ["type", "at"]}}}},
+                "Health": {"type": "object", "required": ["status", "database", "queue"], "properties": {
+                    "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
+                    "database": {"type": "object"}, "queue": {"type": "object"}, "backlog": {"type": "object"}}},
+                "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+                    "type": "object", "required": ["status", "title"], "properties": {
+                        "status": {"type": "integer"}, "title": {"type": "string"}, "message": {"type": "string"},
+                        "errors": {"type": "array", "items": {"type": "object", "properties": {
+                            "index": {"type": "integer", "nullable": True}, "field": {"type": "string"},
+                            "message": {"type": "string"}}}}}}}},
+            },
+        },
+        "paths": {
+            "/api/sessions": {"post": {
+                "summary": f"Ingest one session or an array of up to {MAX_BATCH}",
+                "security": auth,
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {"oneOf": [
+                    {"$ref": "#/components/schemas/Session"},
+                    {"type": "array", "minItems": 1, "maxItems": MAX_BATCH,
+                     "items": {"$ref": "#/components/schemas/Session"}}]}}}},
+                "responses": {
+                    "202": _ok("Stored durably and queued for scoring", "Accepted"),
+                    "400": bad_request, "401": unauthorized,
+                    "413": _error("Body above the size limit"), "415": _error("Body is not application/json"),
+                    "503": unavailable,
+                },
+            }},
+            "/api/tutors": {"get": {
+                "summary": "Tutors with their scores: filtered, searched, sorted and paged",
+                "security": auth,
+                "parameters": [
+                    {"name": "flagged", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}},
+                    {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 200},
+                     "description": "matches tutor id or name"},
+                    {"name": "sort", "in": "query", "schema": {"type": "string", "enum": [
+                        *sort_fields, *("-" + field for field in sort_fields)]}},
+                    {"name": "limit", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": queries.MAX_PAGE, "default": 50}},
+                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                ],
+                "responses": {"200": _ok("A page of tutors", "TutorList"), "400": bad_request,
+                              "401": unauthorized, "503": unavailable},
+            }},
+            "/api/tutors/{tutor_id}": {"get": {
+                "summary": "One tutor: record, every rule's flag, insights, recommendations, recent reschedules",
+                "security": auth, "parameters": [tutor_id],
+                "responses": {"200": _ok("The tutor", "TutorDetail"), "401": unauthorized,
+                              "404": _error("Unknown tutor"), "503": unavailable},
+            }},
+            "/api/tutors/{tutor_id}/history": {"get": {
+                "summary": "One point per day for the last `days` days, with reschedule and risk events",
+                "security": auth,
+                "parameters": [tutor_id, {"name": "days", "in": "query",
+                                          "schema": {"type": "integer", "minimum": 1, "maximum": 3650, "default": 90}}],
+                "responses": {"200": _ok("The history", "History"), "400": bad_request, "401": unauthorized,
+                              "404": _error("Unknown tutor"), "503": unavailable},
+            }},
+            "/api/health": {"get": {
+                "summary": "Liveness, database and queue reachability, processing backlog", "security": [],
+                "responses": {"200": _ok("Reachable (status ok or degraded)", "Health"),
+                              "503": _ok("Database unreachable", "Health")},
+            }},
+            "/api/openapi.json": {"get": {
+                "summary": "This document", "security": [],
+                "responses": {"200": {"description": "OpenAPI 3 document",
+                                      "content": {"application/json": {"schema": {"type": "object"}}}}},
+            }},
+        },
+    }
+
+
+class OpenApiResource:
+    auth_required = False
+
+    def __init__(self, document: dict[str, Any]):
+        self._document = document
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = self._document

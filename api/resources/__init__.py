@@ -1,0 +1,1 @@
+"""One resource class per route; each receives its services in ``__init__``."""

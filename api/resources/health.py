@@ -1,0 +1,34 @@
+"""GET /api/health (no key): is the API alive, can it reach the database and the queue, how big is the backlog."""
+
+from __future__ import annotations
+
+import falcon
+
+from engine import inbox
+from engine.services import Services
+from engine.tasks import Tasks
+
+
+class HealthResource:
+    auth_required = False
+
+    def __init__(self, services: Services, tasks: Tasks):
+        self._services, self._tasks = services, tasks
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        database, queue = {"ok": True}, {"ok": True}
+        body: dict = {"status": "ok", "database": database, "queue": queue}
+        try:
+            body["backlog"] = inbox.backlog(self._services.database, self._tasks.clock()).as_dict()
+        except Exception as exc:  # report, do not fail: health must answer when the database is down
+            database.update(ok=False, error=type(exc).__name__)
+        try:
+            queue["pending_tasks"] = self._tasks.huey.pending_count()
+        except Exception as exc:
+            queue.update(ok=False, error=type(exc).__name__)
+        if not database["ok"]:
+            body["status"] = "unavailable"
+            resp.status = falcon.HTTP_503
+        elif not queue["ok"] or body["backlog"]["failed"]:
+            body["status"] = "degraded"
+        resp.media = body

@@ -1,0 +1,80 @@
+"""``tqs worker``: the Huey consumer, plus a sweeper that re-enqueues inbox rows nobody finished.
+
+Huey does not acknowledge tasks, so a task in flight when a consumer dies is gone; its rows
+are still pending in the inbox, and the sweeper queues them again after
+``TQS_SWEEP_AFTER_SECONDS`` (rows never queued, e.g. while Redis was down, at once).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+
+from huey.consumer import Consumer
+
+from engine import inbox
+from engine.config import Settings
+from engine.db import release_connections
+from engine.logs import configure_logging, log_event
+from engine.migrations import migrate
+from engine.queue import create_huey
+from engine.services import build_services
+from engine.tasks import Tasks, register_tasks
+
+logger = logging.getLogger("tutor_quality.worker")
+
+
+class Sweeper(threading.Thread):
+    """Every ``interval`` seconds, queue pending inbox rows that were never queued or were lost."""
+
+    def __init__(self, tasks: Tasks, settings: Settings, stop: threading.Event):
+        super().__init__(name="inbox-sweeper", daemon=True)
+        self.tasks, self.settings, self.stop_event = tasks, settings, stop
+
+    def run(self) -> None:
+        while not self.stop_event.wait(self.settings.sweep_interval_seconds):
+            self.sweep_once()
+
+    def sweep_once(self) -> int:
+        try:
+            ids = inbox.stuck_ids(self.tasks.database, dt.timedelta(seconds=self.settings.sweep_after_seconds),
+                                  self.tasks.clock())
+            if ids and self.tasks.enqueue_inbox(ids):
+                log_event(logger, "inbox_swept", items=len(ids))
+            return len(ids)
+        except Exception as exc:  # the database or queue is down: try again next round
+            log_event(logger, "sweep_failed", logging.WARNING, error=type(exc).__name__)
+            return 0
+
+
+class SweepingConsumer(Consumer):
+    """Huey's consumer with the sweeper started after the workers have forked."""
+
+    def __init__(self, huey, sweeper: Sweeper, **options):
+        super().__init__(huey, **options)
+        self.sweeper = sweeper
+
+    def start(self) -> None:
+        super().start()
+        self.sweeper.start()
+
+    def stop(self, graceful: bool = False) -> None:
+        self.sweeper.stop_event.set()
+        super().stop(graceful=graceful)
+
+
+def run_worker(settings: Settings, workers: int, worker_type: str = "process") -> None:
+    """Run the consumer until SIGINT (graceful) or SIGTERM."""
+    configure_logging(settings.log_level)
+    services = build_services(settings)
+    migrate(services.database)
+    release_connections(services.database)  # forked workers must not share the parent's connections
+    tasks = register_tasks(create_huey(settings.queue_url), services)
+    sweeper = Sweeper(tasks, settings, threading.Event())
+    consumer = SweepingConsumer(
+        tasks.huey, sweeper, workers=workers, worker_type=worker_type, periodic=True,
+        initial_delay=0.05, backoff=1.5, max_delay=1.0,  # SQLite storage polls: keep latency under a second
+    )
+    log_event(logger, "worker_started", workers=workers, worker_type=worker_type)
+    consumer.run()
