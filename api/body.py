@@ -28,7 +28,7 @@ def read_json(req: falcon.Request, max_bytes: int) -> Any:
 
 
 def _too_large(max_bytes: int) -> falcon.HTTPError:
-    return falcon.HTTPPayloadTooLarge(
+    return falcon.HTTPContentTooLarge(
         title="Request body too large", description=f"The limit is {max_bytes} bytes; send smaller batches."
     )
 

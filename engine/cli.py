@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import peewee
+
 from engine import inbox, queries
 from engine.config import ConfigError, Settings
 from engine.db import release_connections
@@ -200,7 +202,10 @@ def api(services: Services, args: argparse.Namespace) -> int:
     if not services.settings.api_keys:
         print("tqs api: set TQS_API_KEYS to at least one key; the API never runs open", file=sys.stderr)
         return 2
-    migrate(services.database)
+    try:
+        migrate(services.database)
+    except peewee.OperationalError as exc:  # serve anyway: requests get 503 until the database is back
+        print(f"tqs api: database unreachable at start ({exc}); answering 503 until it is back", file=sys.stderr)
     release_connections(services.database)
     argv = [sys.executable, "-m", "gunicorn", "api.wsgi:app", "--bind", args.bind, "--workers", str(args.workers),
             "--worker-class", "sync", "--no-control-socket", "--timeout", "30", "--graceful-timeout", "10",

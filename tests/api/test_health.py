@@ -1,0 +1,36 @@
+"""GET /api/health, and what the API does when its database is down."""
+
+import datetime as dt
+
+from api.app import create_app
+from engine.config import Settings
+from engine.db import bind_database, open_database
+from engine.queue import create_huey
+from engine.services import Services
+from engine.tasks import register_tasks
+from tests.conftest import NOW
+from tests.factories import raw_session
+
+
+def test_health_needs_no_key_and_reports_the_backlog(client):
+    response = client.simulate_get("/api/health", headers={"Authorization": ""})
+    assert response.status_code == 200
+    assert response.json["status"] == "ok" and response.json["database"]["ok"] and response.json["queue"]["ok"]
+    assert response.json["backlog"] == {"pending": 0, "failed": 0, "oldest_pending_age_seconds": None}
+
+
+def test_with_the_database_down_posts_are_503_with_retry_after(pm, tmp_path):
+    from falcon import testing
+
+    down = "postgresql://postgres@127.0.0.1:1/nowhere"  # nothing listens on port 1
+    settings = Settings(data_dir=tmp_path, database_url=down, queue_url="memory://", api_keys=("k",))
+    database = bind_database(open_database(down))
+    services = Services(settings, database, pm)
+    app = create_app(services, register_tasks(create_huey("memory://"), services, clock=lambda: NOW))
+    client = testing.TestClient(app, headers={"Authorization": "Bearer k"})
+    response = client.simulate_post("/api/sessions", json=raw_session("s1", "t1", NOW - dt.timedelta(days=1)))
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert response.json["error"]["title"] == "Database unavailable"
+    assert client.simulate_get("/api/tutors").status_code == 503
+    health = client.simulate_get("/api/health")
+    assert health.status_code == 503 and health.json["database"]["ok"] is False
