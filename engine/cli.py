@@ -16,7 +16,7 @@ from engine import inbox, queries
 from engine.config import ConfigError, Settings
 from engine.db import release_connections
 from engine.migrations import migrate
-from engine.pipeline import process_batch, rescore_all, utc_now
+from engine.pipeline import BatchFailed, process_batch, rescore_all, utc_now
 from engine.progress import Progress
 from engine.queue import create_huey
 from engine.registry import RuleLoadError, loaded_rules
@@ -120,7 +120,13 @@ def ingest(services: Services, args: argparse.Namespace) -> int:
     progress = Progress("ingest", len(valid))
     for start in range(0, len(valid), INGEST_BATCH):
         batch = valid[start:start + INGEST_BATCH]
-        results = process_batch(services.database, services.pm, services.settings, batch, args.as_of or utc_now())
+        try:
+            results = process_batch(services.database, services.pm, services.settings, batch, args.as_of or utc_now())
+        except BatchFailed as failed:
+            results = failed.results
+            for tutor_id, error in failed.failures.items():
+                print(f"tutor {tutor_id}: could not be scored: {type(error).__name__}: {error}", file=sys.stderr)
+            rejected += len(batch) - len(results)
         changed += sum(result.changed for result in results)
         progress.update(start + len(batch))
     progress.finish()

@@ -19,7 +19,7 @@ import pluggy
 from engine.config import Settings
 from engine.db import write_transaction
 from engine.models import InboxItem
-from engine.pipeline import ProcessResult, process_batch
+from engine.pipeline import BatchFailed, ProcessResult, process_batch
 from engine.validation import SessionRecord, ValidationError, validate_session
 
 MAX_BATCH = 1000
@@ -76,15 +76,23 @@ def mark_enqueued(database: peewee.Database, ids: Iterable[int], now: dt.datetim
         InboxItem.update(enqueued_at=now).where(InboxItem.id.in_(list(ids))).execute()
 
 
+@dataclass(frozen=True)
+class Processed:
+    """What a pass over inbox rows did: the rows scored, and the error per tutor that could not be."""
+
+    scored: list[tuple[InboxItem, ProcessResult]]
+    failures: dict[str, Exception]
+
+
 def process_items(
     database: peewee.Database, pm: pluggy.PluginManager, settings: Settings, ids: Sequence[int], now: dt.datetime,
-) -> list[tuple[InboxItem, ProcessResult]]:
+) -> Processed:
     """Score the still-pending rows among ``ids``; an older row of a session with a newer one is superseded."""
     with database.connection_context():
         items = list(InboxItem.select().where(InboxItem.id.in_(list(ids)) & (InboxItem.status == "pending"))
                      .order_by(InboxItem.id))
         if not items:
-            return []
+            return Processed([], {})
         newest = dict(
             InboxItem.select(InboxItem.session_id, peewee.fn.MAX(InboxItem.id))
             .where(InboxItem.session_id.in_([item.session_id for item in items]))
@@ -103,8 +111,12 @@ def process_items(
             InboxItem.update(status="processed", processed_at=now).where(InboxItem.id.in_(done)).execute()
 
         records = [validate_session(item.payload) for item in live]
-        results = process_batch(database, pm, settings, records, now, on_stored=mark_processed)
-        return list(zip(live, results, strict=True))
+        try:
+            results, failures = process_batch(database, pm, settings, records, now, on_stored=mark_processed), {}
+        except BatchFailed as failed:
+            results, failures = failed.results, failed.failures
+        by_id = {result.session_id: result for result in results}
+        return Processed([(item, by_id[item.session_id]) for item in live if item.session_id in by_id], failures)
 
 
 def record_attempt(database: peewee.Database, ids: Sequence[int], error: str | None, failed: bool) -> None:

@@ -35,6 +35,18 @@ class ConcurrentChange(RuntimeError):
     """Another worker moved one of these sessions to a different tutor mid-flight; retrying resolves it."""
 
 
+class BatchFailed(RuntimeError):
+    """Some tutors of a batch could not be scored; every other tutor's sessions were committed.
+
+    ``results`` holds the sessions that were processed, ``failures`` the error per tutor id.
+    """
+
+    def __init__(self, results: list[ProcessResult], failures: dict[str, Exception]):
+        self.results, self.failures = results, failures
+        tutor_id, error = next(iter(failures.items()))
+        super().__init__(f"{len(failures)} tutor(s) failed, e.g. {tutor_id}: {type(error).__name__}: {error}")
+
+
 @dataclass(frozen=True)
 class ProcessResult:
     session_id: str
@@ -54,7 +66,10 @@ def process_session(
     now: dt.datetime | None = None,
 ) -> ProcessResult:
     """Store one session and its reschedule, then rescore its tutor, in one transaction."""
-    return process_batch(database, pm, settings, [record], now)[0]
+    try:
+        return process_batch(database, pm, settings, [record], now)[0]
+    except BatchFailed as failed:
+        raise failed.failures[record.tutor_id] from None
 
 
 def process_batch(
@@ -62,6 +77,8 @@ def process_batch(
     now: dt.datetime | None = None, on_stored: Callable[[list[str]], None] | None = None,
 ) -> list[ProcessResult]:
     """Process many sessions, one transaction per tutor; a session listed twice counts once (the last wins).
+
+    A tutor that fails does not stop the others: :class:`BatchFailed` is raised at the end.
 
     ``on_stored(session_ids)`` runs inside each tutor's transaction, so bookkeeping such as
     marking inbox rows processed commits (or rolls back) with the scores.
@@ -72,10 +89,17 @@ def process_batch(
     for record in latest.values():
         by_tutor.setdefault(record.tutor_id, []).append(record)
     results: dict[str, ProcessResult] = {}
+    failures: dict[str, Exception] = {}
     for tutor_id in sorted(by_tutor):
-        for result in _process_tutor(database, pm, settings, tutor_id, by_tutor[tutor_id], now, on_stored):
-            results[result.session_id] = result
-    return [results[record.session_id] for record in records]
+        try:
+            for result in _process_tutor(database, pm, settings, tutor_id, by_tutor[tutor_id], now, on_stored):
+                results[result.session_id] = result
+        except Exception as exc:
+            failures[tutor_id] = exc
+    done = [results[record.session_id] for record in records if record.session_id in results]
+    if failures:
+        raise BatchFailed(done, failures)
+    return done
 
 
 def _process_tutor(

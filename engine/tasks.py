@@ -60,23 +60,27 @@ def register_tasks(huey: Huey, services: Services, clock: Callable = utc_now) ->
         attempt = RETRIES - task.retries + 1 if task is not None else 1
         started = time.perf_counter()
         try:
-            done = inbox.process_items(database, pm, settings, ids, clock())
-        except Exception as exc:
-            final = task is None or task.retries == 0
-            inbox.record_attempt(database, ids, f"{type(exc).__name__}: {exc}"[:2000], failed=final)
-            for item in _pending(database, ids):
-                log_event(logger, "session_failed" if final else "session_attempt_failed", logging.ERROR,
-                          session_id=item.session_id, tutor_id=item.tutor_id, attempt=attempt,
-                          error=type(exc).__name__)
-            if final:
-                return 0
-            raise
+            outcome = inbox.process_items(database, pm, settings, ids, clock())
+        except Exception as exc:  # the database is down, say: nothing of this batch was scored
+            outcome = inbox.Processed([], {"*": exc})
         elapsed_ms = 1000 * (time.perf_counter() - started)
-        for item, result in done:
+        for item, result in outcome.scored:
             log_event(logger, "session_scored", session_id=item.session_id, tutor_id=item.tutor_id,
                       changed=result.changed, flagged=result.flagged, attempt=attempt,
-                      ms=elapsed_ms / max(len(done), 1))
-        return len(done)
+                      ms=elapsed_ms / max(len(outcome.scored), 1))
+        if not outcome.failures:
+            return len(outcome.scored)
+        error = next(iter(outcome.failures.values()))
+        final = task is None or task.retries == 0
+        message = f"{type(error).__name__}: {error}"[:2000]
+        inbox.record_attempt(database, ids, message, failed=final)
+        for item in _pending(database, ids):
+            log_event(logger, "session_failed" if final else "session_attempt_failed", logging.ERROR,
+                      session_id=item.session_id, tutor_id=item.tutor_id, attempt=attempt,
+                      error=type(outcome.failures.get(item.tutor_id, error)).__name__)
+        if final:
+            return len(outcome.scored)
+        raise RuntimeError(f"retrying: {message}")
 
     @huey.periodic_task(crontab(minute="5"), name="rescore_all")
     def rescore() -> int:
