@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 SAMPLE_AS_OF := 2026-11-25T00:00:00Z
 
-.PHONY: install test lint demo bench services clean
+.PHONY: install test lint demo sample bench services clean
 
 install: $(STAMP)
 
@@ -25,11 +25,12 @@ test: $(STAMP) services lint
 	$(BIN)/pytest
 
 demo: $(STAMP)
-	@mkdir -p data
+	$(BIN)/tqs demo $(DEMO_ARGS)
+
+sample: $(STAMP)
 	$(BIN)/tqs init-db
 	$(BIN)/tqs ingest tests/data/sample.json --sync --as-of $(SAMPLE_AS_OF)
 	$(BIN)/tqs tutors
-	$(BIN)/tqs tutor tut-ben
 
 bench: $(STAMP) services
 	$(BIN)/python -m bench.pipeline

@@ -24,6 +24,7 @@ from engine.services import Services, build_services
 from engine.tasks import register_tasks
 from engine.validation import ValidationError, parse_datetime, validate_session
 from engine.worker import run_worker
+from simulator import cli as simulator_commands
 
 INGEST_BATCH = 500
 TABLE_COLUMNS = [
@@ -77,6 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     worker_cmd.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
     worker_cmd.add_argument("--threads", action="store_true", help="threads instead of processes")
     command("retry-failed", retry_failed, "queue again the sessions whose processing failed for good")
+    simulator_commands.add_commands(command)
     rescore_cmd = command("rescore", rescore, "roll every tutor's windows forward and snapshot through today")
     rescore_cmd.add_argument("--as-of", type=_moment, help="rescore as of this ISO 8601 time (default: now)")
     rescore_cmd.add_argument("--rebuild", action="store_true", help="recompute everything derived from sessions")

@@ -233,3 +233,15 @@ def _session_summary(tutor_id: str) -> dict[str, Any]:
 
 def _iso(moment: dt.datetime | None) -> str | None:
     return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def flagged_tutor_ids() -> set[str]:
+    return {row.tutor_id for row in Tutor.select(Tutor.tutor_id).where(Tutor.flagged)}
+
+
+def list_risk_events(kind: str | None = None) -> list[dict[str, Any]]:
+    """Every tutor's risk events in event-time order (``kind``: raised or cleared)."""
+    query = RiskEvent.select().order_by(RiskEvent.day, RiskEvent.id)
+    if kind:
+        query = query.where(RiskEvent.kind == kind)
+    return [{"tutor_id": e.tutor_id, **_risk_event(e)} for e in query]

@@ -23,6 +23,8 @@ from engine.migrations import migrate
 from engine.models import MODELS
 from engine.registry import get_plugin_manager
 
+pytest_plugins = ["tests.support.stack"]  # subprocess stacks: make_stack, private_redis, sqlite_database
+
 DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 

@@ -1,4 +1,4 @@
-"""A real stack per test: gunicorn serving the API and a Huey consumer, as subprocesses.
+"""Fixtures for a real stack per test: gunicorn serving the API and a Huey consumer, as subprocesses.
 
 Redis is a private redis-server on a free port (so a test may stop it); without
 redis-server installed these tests skip locally and fail under CI=true.

@@ -1,0 +1,110 @@
+"""The simulator's ``tqs`` commands: simulate, evaluate, demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from engine import queries
+from engine.migrations import migrate
+from engine.services import Services
+from simulator.demo import run_demo
+from simulator.evaluate import evaluate as compare_with_truth
+from simulator.generate import simulate as generate
+from simulator.replay import ApiError, ApiTarget, live_feed, replay_api, replay_direct, summarize
+
+
+def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
+    sim = command("simulate", simulate, "generate 90 days of realistic sessions and replay them")
+    _generation_options(sim)
+    sim.add_argument("--via", choices=("api", "direct"), default="direct",
+                     help="post over HTTP as Rails would, or feed the pipeline in-process")
+    sim.add_argument("--api-url", default="http://127.0.0.1:8000")
+    sim.add_argument("--api-key", help="default: the first of TQS_API_KEYS")
+    sim.add_argument("--truth", type=Path, help="write each tutor's latent profile and ground truth here")
+    sim.add_argument("--out", type=Path, help="also write the generated sessions (a JSON array) here")
+    sim.add_argument("--live", type=float, default=0, metavar="RATE",
+                     help="after the replay, keep posting RATE new sessions a minute (until Ctrl-C)")
+    ev = command("evaluate", evaluate, "compare the current flags with the simulator's ground truth")
+    ev.add_argument("--truth", type=Path, required=True)
+    demo = command("demo", demo_command, "the embedded demo: API, worker and 90 days of data on SQLite",
+                   connect=False)
+    _generation_options(demo)
+    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--fresh", action="store_true", help="throw away the demo data and generate it again")
+    demo.add_argument("--live", type=float, default=6, metavar="RATE", help="new sessions a minute (default 6)")
+
+
+def _generation_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--tutors", type=int, default=80)
+    parser.add_argument("--sessions-per-day", type=float, default=35)
+    parser.add_argument("--days", type=int, default=90)
+
+
+def simulate(services: Services, args: argparse.Namespace) -> int:
+    started = time.monotonic()
+    simulation = generate(seed=args.seed, tutors=args.tutors, sessions_per_day=args.sessions_per_day, days=args.days)
+    generated = time.monotonic()
+    print(f"generated {len(simulation.sessions)} sessions for {args.tutors} tutors in {generated - started:.1f}s",
+          file=sys.stderr)
+    if args.truth:
+        args.truth.write_text(json.dumps(simulation.truth(), indent=1))
+    if args.out:
+        args.out.write_text(json.dumps(simulation.sessions))
+    try:
+        if args.via == "direct":
+            migrate(services.database)
+            replay_direct(services, simulation.sessions)
+            flagged = queries.list_tutors(services.metric_names, flagged=True, limit=1).total
+            post = None
+        else:
+            target = ApiTarget(args.api_url, args.api_key or next(iter(services.settings.api_keys), ""))
+            replay_api(target, simulation.sessions)
+            flagged = target.request("GET", "/api/tutors?flagged=true&limit=1")["total"]
+            post = target.post_sessions
+    except ApiError as error:
+        print(f"tqs simulate: {error}", file=sys.stderr)
+        return 1
+    print(f"replayed via {args.via} in {time.monotonic() - generated:.1f}s", file=sys.stderr)
+    print(summarize(simulation.sessions, flagged, args.tutors))
+    if args.live:
+        return _live(services, simulation, post, args.live)
+    return 0
+
+
+def _live(services: Services, simulation, post, rate: float) -> int:
+    if post is None:
+        from engine.pipeline import process_batch
+        from engine.validation import validate_session
+
+        def post(sessions):
+            with services.database.connection_context():
+                process_batch(services.database, services.pm, services.settings,
+                              [validate_session(s) for s in sessions])
+    stop = threading.Event()
+    print(f"posting {rate:g} new sessions a minute; Ctrl-C to stop", file=sys.stderr)
+    try:
+        posted = live_feed(simulation, post, rate, stop)
+    except KeyboardInterrupt:
+        stop.set()
+        posted = None
+    print(f"live feed stopped{'' if posted is None else f' after {posted} sessions'}", file=sys.stderr)
+    return 0
+
+
+def evaluate(services: Services, args: argparse.Namespace) -> int:
+    truth = json.loads(args.truth.read_text())
+    result = compare_with_truth(truth, queries.flagged_tutor_ids(), queries.list_risk_events(kind="raised"))
+    print(result.report())
+    return 0
+
+
+def demo_command(services: Services, args: argparse.Namespace) -> int:
+    return run_demo(services.settings.data_dir, args.port, args.fresh, args.seed, args.tutors,
+                    args.sessions_per_day, args.live)

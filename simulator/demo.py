@@ -1,0 +1,145 @@
+"""``tqs demo``: the whole product on one machine with nothing installed but Python.
+
+SQLite database and SQLite-backed queue under ``<data dir>/demo``, a worker and the API
+as child processes, 90 days of synthetic sessions replayed through the real API, then a
+live trickle of new sessions. Ctrl-C stops everything. A second run reuses the data
+(``--fresh`` rebuilds it).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from simulator.generate import SessionFactory, simulate
+from simulator.replay import ApiError, ApiTarget, live_feed, replay_api, summarize
+
+
+class Child:
+    """A child process in its own session, so the terminal's Ctrl-C reaches only the demo, which stops it."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path):
+        self.name = name
+        with open(log_path, "ab") as log:
+            self.process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                            start_new_session=True)
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def run_demo(data_dir: Path, port: int, fresh: bool, seed: int, tutors: int, sessions_per_day: float,
+             live_rate: float, workers: int = 2) -> int:
+    started = time.monotonic()
+    demo_dir = data_dir / "demo"
+    if fresh and demo_dir.exists():
+        shutil.rmtree(demo_dir)
+    demo_dir.mkdir(parents=True, exist_ok=True)
+    state_path = demo_dir / "demo.json"
+    state = json.loads(state_path.read_text()) if state_path.exists() else None
+    api_key = _api_key(demo_dir)
+    env = {**os.environ, "TQS_DATA_DIR": str(demo_dir),
+           "TQS_DATABASE_URL": f"sqlite:///{demo_dir / 'tutor_quality.db'}",
+           "TQS_QUEUE_URL": f"sqlite:///{demo_dir / 'queue.db'}", "TQS_API_KEYS": api_key,
+           "TQS_SWEEP_INTERVAL_SECONDS": "5"}
+    command = [sys.executable, "-m", "engine"]
+    children = [
+        Child("worker", [*command, "worker", "--workers", str(workers)], env, demo_dir / "worker.log"),
+        Child("api", [*command, "api", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)], env,
+              demo_dir / "api.log"),
+    ]
+    (demo_dir / "demo.pids").write_text("\n".join(str(c.process.pid) for c in children) + "\n")
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    target = ApiTarget(f"http://127.0.0.1:{port}", api_key)
+    try:
+        _wait_for_api(target, children, stop)
+        if state is None:
+            simulation = simulate(seed=seed, tutors=tutors, sessions_per_day=sessions_per_day)
+            (demo_dir / "truth.json").write_text(json.dumps(simulation.truth(), indent=1))
+            print(f"generated {len(simulation.sessions)} sessions for {tutors} tutors over 90 days (seed {seed})")
+            replay_api(target, simulation.sessions)
+            state = {"seed": seed, "tutors": tutors, "sessions_per_day": sessions_per_day,
+                     "generated_at": simulation.now.isoformat()}
+            state_path.write_text(json.dumps(state))
+            flagged = target.request("GET", "/api/tutors?flagged=true&limit=1")["total"]
+            print(summarize(simulation.sessions, flagged, tutors))
+        else:
+            print(f"reusing the demo data in {demo_dir} (generated {state['generated_at']}); "
+                  "run with --fresh to rebuild it")
+            simulation = simulate(seed=state["seed"], tutors=state["tutors"],
+                                  sessions_per_day=state["sessions_per_day"],
+                                  now=dt.datetime.fromisoformat(state["generated_at"]))
+        simulation.factory = SessionFactory(simulation.tutors, simulation.factory.rng,
+                                            simulation.factory.students.fake,
+                                            prefix=f"live-{int(time.time())}-")
+        print(f"\nTutor Quality demo ready in {time.monotonic() - started:.1f}s")
+        print(f"  API        http://127.0.0.1:{port}/api/tutors   (docs: http://127.0.0.1:{port}/api/openapi.json)")
+        print(f"  API key    {api_key}")
+        print(f"  try        curl -H 'Authorization: Bearer {api_key}' 'http://127.0.0.1:{port}/api/tutors?flagged=true'")
+        print(f"  data       {demo_dir} (logs: api.log, worker.log; ground truth: truth.json)")
+        print(f"  live       {live_rate:g} new sessions a minute; Ctrl-C stops everything", flush=True)
+        if live_rate > 0:
+            feed = threading.Thread(target=_feed, args=(simulation, target, live_rate, stop), daemon=True)
+            feed.start()
+        while not stop.wait(1):
+            for child in children:
+                if child.process.poll() is not None:
+                    print(f"tqs demo: the {child.name} stopped (see {demo_dir / (child.name + '.log')})",
+                          file=sys.stderr)
+                    return 1
+        return 0
+    except ApiError as error:
+        print(f"tqs demo: {error}", file=sys.stderr)
+        return 1
+    finally:
+        stop.set()
+        for child in reversed(children):
+            child.stop()
+        print("demo stopped", flush=True)
+
+
+def _api_key(demo_dir: Path) -> str:
+    path = demo_dir / "api_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(24))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _wait_for_api(target: ApiTarget, children: list[Child], stop: threading.Event, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not stop.is_set():
+        try:
+            target.request("GET", "/api/health", timeout=2)
+            return
+        except ApiError:
+            if any(child.process.poll() is not None for child in children) or time.monotonic() > deadline:
+                raise ApiError("the API did not start; see api.log and worker.log in the demo directory") from None
+            time.sleep(0.1)
+    raise ApiError("interrupted while starting")
+
+
+def _feed(simulation, target: ApiTarget, rate: float, stop: threading.Event) -> None:
+    try:
+        live_feed(simulation, target.post_sessions, rate, stop)
+    except ApiError as error:
+        if not stop.is_set():
+            print(f"tqs demo: live feed stopped: {error}", file=sys.stderr)

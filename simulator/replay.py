@@ -1,0 +1,129 @@
+"""Replay generated sessions in time order: over HTTP exactly as Rails would, or straight into the pipeline.
+
+Both paths validate with the same function and score with the same pipeline, so they give
+the same scores and history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.pipeline import process_batch, utc_now
+from engine.progress import Progress
+from engine.services import Services
+from engine.validation import validate_session
+from simulator.generate import Simulation
+
+BATCH = 500
+
+
+class ApiError(RuntimeError):
+    """The API refused or could not be reached; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class ApiTarget:
+    url: str
+    api_key: str
+
+    def request(self, method: str, path: str, body: Any = None, timeout: float = 60) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(self.url.rstrip("/") + path, data=data, method=method, headers={
+            "Content-Type": "application/json", "Authorization": f"Bearer {self.api_key}"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as error:
+            raise ApiError(f"{method} {path}: HTTP {error.code}: {error.read()[:500].decode(errors='replace')}") \
+                from None
+        except (urllib.error.URLError, OSError) as error:
+            raise ApiError(f"{method} {path}: cannot reach {self.url}: {error}") from None
+
+    def post_sessions(self, sessions: Sequence[dict[str, Any]], attempts: int = 5) -> None:
+        """POST one batch; on 503 (database briefly away) wait and try again, as Rails would."""
+        for attempt in range(attempts):
+            try:
+                self.request("POST", "/api/sessions", list(sessions))
+                return
+            except ApiError as error:
+                if "HTTP 503" not in str(error) or attempt == attempts - 1:
+                    raise
+                time.sleep(2 ** attempt)
+
+
+def replay_direct(services: Services, sessions: Sequence[dict[str, Any]], batch: int = BATCH,
+                  clock: Callable[[], dt.datetime] = utc_now, label: str = "replay (direct)") -> None:
+    """Feed the pipeline in-process, batch by batch, in time order."""
+    progress = Progress(label, len(sessions))
+    with services.database.connection_context():
+        for start in range(0, len(sessions), batch):
+            records = [validate_session(raw) for raw in sessions[start:start + batch]]
+            process_batch(services.database, services.pm, services.settings, records, clock())
+            progress.update(start + len(records))
+    progress.finish()
+
+
+def replay_api(target: ApiTarget, sessions: Sequence[dict[str, Any]], batch: int = BATCH,
+               label: str = "replay (api)") -> None:
+    """POST in time order, a batch at a time, then wait until the workers have scored everything."""
+    progress = Progress(label, len(sessions))
+    for start in range(0, len(sessions), batch):
+        chunk = sessions[start:start + batch]
+        target.post_sessions(chunk)
+        progress.update(start + len(chunk))
+    progress.finish()
+    wait_for_scoring(target, len(sessions))
+
+
+def wait_for_scoring(target: ApiTarget, total: int, timeout: float = 3600) -> None:
+    """Poll /api/health until nothing is pending, showing the backlog shrink."""
+    progress = Progress("scoring", total)
+    deadline = time.monotonic() + timeout
+    while True:
+        backlog = target.request("GET", "/api/health").get("backlog") or {}
+        pending = backlog.get("pending", 0)
+        progress.update(max(0, total - pending))
+        if pending == 0:
+            break
+        if time.monotonic() > deadline:
+            raise ApiError(f"{pending} sessions still pending after {timeout:.0f}s")
+        time.sleep(0.25)
+    progress.finish()
+
+
+def live_feed(simulation: Simulation, post: Callable[[list[dict[str, Any]]], None], rate_per_minute: float,
+              stop: threading.Event, clock: Callable[[], dt.datetime] = utc_now, seed: int = 0) -> int:
+    """Keep posting sessions that just finished, ``rate_per_minute`` on average, until ``stop`` is set."""
+    rng = random.Random(seed)
+    factory = simulation.factory
+    active = [t for t in simulation.tutors if t.start_date <= simulation.last_day]
+    weights = [t.load for t in active]
+    posted = 0
+    while not stop.wait(rng.expovariate(rate_per_minute / 60.0)):
+        tutor = rng.choices(active, weights)[0]
+        finished_by_now = dt.timedelta(minutes=95)  # longer than any session, so it has ended
+        session = factory.make(tutor, (clock() - finished_by_now).replace(microsecond=0))
+        post([session])
+        posted += 1
+    return posted
+
+
+def summarize(sessions: Sequence[dict[str, Any]], flagged: int, tutors: int) -> str:
+    by_status: dict[str, int] = {}
+    for session in sessions:
+        by_status[session["status"]] = by_status.get(session["status"], 0) + 1
+    moved = [s for s in sessions if s["status"] == "rescheduled"]
+    by_tutor = sum(1 for s in moved if s["reschedule_info"]["initiator"] == "tutor")
+    share = f"{100 * by_tutor / len(moved):.1f}%" if moved else "-"
+    parts = ", ".join(f"{status} {count}" for status, count in sorted(by_status.items()))
+    return (f"{len(sessions)} sessions ({parts}); tutor-initiated reschedules {share}; "
+            f"{flagged} of {tutors} tutors flagged")
