@@ -147,13 +147,14 @@ def build_document(metric_names: Sequence[str]) -> dict[str, Any]:
                 "security": auth,
                 "parameters": [
                     {"name": "flagged", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}},
-                    {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": 200},
+                    {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": queries.MAX_SEARCH},
                      "description": "matches tutor id or name"},
                     {"name": "sort", "in": "query", "schema": {"type": "string", "enum": [
                         *sort_fields, *("-" + field for field in sort_fields)]}},
                     {"name": "limit", "in": "query",
                      "schema": {"type": "integer", "minimum": 1, "maximum": queries.MAX_PAGE, "default": 50}},
-                    {"name": "offset", "in": "query", "schema": {"type": "integer", "minimum": 0, "default": 0}},
+                    {"name": "offset", "in": "query",
+                     "schema": {"type": "integer", "minimum": 0, "maximum": queries.MAX_OFFSET, "default": 0}},
                 ],
                 "responses": {"200": _ok("A page of tutors", "TutorList"), "400": bad_request,
                               "401": unauthorized, "503": unavailable},

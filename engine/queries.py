@@ -17,9 +17,12 @@ from typing import Any
 import peewee
 
 from engine.models import Reschedule, RiskEvent, ScoreSnapshot, Session, Tutor, TutorMetric, TutorScore
+from engine.validation import storable
 from engine.windows import days_between
 
 MAX_PAGE = 500
+MAX_OFFSET = 2**31 - 1  # beyond this the database's integers overflow
+MAX_SEARCH = 200
 RECENT_RESCHEDULES = 10
 BASE_SORTS = ("risk_score", "updated_at", "tutor_id", "name")
 
@@ -53,8 +56,10 @@ def list_tutors(
     """Tutors with their scores, filtered, searched, sorted (``-`` for descending, nulls last) and paged."""
     if not 1 <= limit <= MAX_PAGE:
         raise QueryError("limit", f"must be between 1 and {MAX_PAGE}")
-    if offset < 0:
-        raise QueryError("offset", "must not be negative")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise QueryError("offset", f"must be between 0 and {MAX_OFFSET}")
+    if search is not None and (len(search) > MAX_SEARCH or not storable(search)):
+        raise QueryError("q", f"must be at most {MAX_SEARCH} characters, without NUL characters")
     descending, field = sort.startswith("-"), sort.lstrip("-")
     if field not in sortable_fields(metric_names):
         raise QueryError("sort", f"unknown field {field!r}; use one of {', '.join(sortable_fields(metric_names))}")
@@ -78,6 +83,8 @@ def list_tutors(
 
 
 def get_tutor_record(tutor_id: str, metric_names: Sequence[str]) -> dict[str, Any] | None:
+    if not storable(tutor_id):  # no stored id holds such text, and Postgres would fail the comparison
+        return None
     tutor = Tutor.get_or_none(Tutor.tutor_id == tutor_id)
     return _records([tutor], metric_names)[0] if tutor else None
 
@@ -107,7 +114,7 @@ def get_tutor_history(tutor_id: str, days: int, today: dt.date) -> dict[str, Any
     """
     if not 1 <= days <= 3650:
         raise QueryError("days", "must be between 1 and 3650")
-    if not Tutor.select().where(Tutor.tutor_id == tutor_id).exists():
+    if not storable(tutor_id) or not Tutor.select().where(Tutor.tutor_id == tutor_id).exists():
         return None
     first = today - dt.timedelta(days=days - 1)
     snapshots = {

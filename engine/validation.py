@@ -6,6 +6,7 @@ Every problem is collected, each naming its field, so a client fixes them all at
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,9 @@ MAX_ID_LENGTH = 128
 MAX_NAME_LENGTH = 200
 MAX_REASON_LENGTH = 2000
 MAX_DURATION_MINUTES = 24 * 60
+EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -73,16 +77,22 @@ class SessionRecord:
 
 
 def parse_datetime(value: Any) -> dt.datetime:
-    """ISO 8601 to aware UTC; a value without a zone is read as UTC."""
+    """ISO 8601 to aware UTC; a value without a zone is read as UTC. Years outside 1970-2099 are refused."""
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 datetime string")
     try:
         parsed = dt.datetime.fromisoformat(value.strip())
-    except ValueError:
+        parsed = parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
         raise ValueError(f"{value[:40]!r} is not an ISO 8601 datetime") from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=dt.UTC)
-    return parsed.astimezone(dt.UTC)
+    if not EARLIEST <= parsed < LATEST:
+        raise ValueError(f"must be between {EARLIEST.year} and {LATEST.year - 1}")
+    return parsed
+
+
+def storable(text: str) -> bool:
+    """False for NUL (Postgres text cannot hold it) and lone surrogates (not Unicode at all)."""
+    return UNSTORABLE.search(text) is None
 
 
 class _Reader:
@@ -111,6 +121,9 @@ class _Reader:
             return None
         if len(value) > max_length:
             self._fail(name, f"must be at most {max_length} characters (got {len(value)})")
+            return None
+        if not storable(value):
+            self._fail(name, "must not contain NUL characters or lone surrogates")
             return None
         return value or None
 

@@ -33,14 +33,11 @@ class TutorListResource:
         flagged_raw = req.get_param("flagged")
         if flagged_raw is not None and flagged_raw.lower() not in FLAG_VALUES:
             raise _bad("flagged", "must be true or false")
-        search = req.get_param("q")
-        if search is not None and len(search) > 200:
-            raise _bad("q", "must be at most 200 characters")
         try:
             page = queries.list_tutors(
                 self._services.metric_names,
                 flagged=None if flagged_raw is None else FLAG_VALUES[flagged_raw.lower()],
-                search=search or None,
+                search=req.get_param("q") or None,
                 sort=req.get_param("sort") or "-risk_score",
                 limit=_int_param(req, "limit", 50),
                 offset=_int_param(req, "offset", 0),
@@ -50,6 +47,10 @@ class TutorListResource:
         resp.media = {"tutors": page.tutors, "total": page.total}
 
 
+def _unknown_tutor(tutor_id: str) -> falcon.HTTPNotFound:
+    return falcon.HTTPNotFound(title="Unknown tutor", description=f"No tutor with id {tutor_id!r}.")
+
+
 class TutorResource:
     def __init__(self, services: Services):
         self._services = services
@@ -57,7 +58,7 @@ class TutorResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, tutor_id: str) -> None:
         detail = queries.get_tutor_detail(tutor_id, self._services.metric_names)
         if detail is None:
-            raise falcon.HTTPNotFound(title="Unknown tutor", description=f"No tutor with id {tutor_id!r}.")
+            raise _unknown_tutor(tutor_id)
         resp.media = detail
 
 
@@ -72,5 +73,5 @@ class TutorHistoryResource:
         except queries.QueryError as exc:
             raise _bad(exc.parameter, str(exc).split(": ", 1)[1]) from None
         if history is None:
-            raise falcon.HTTPNotFound(title="Unknown tutor", description=f"No tutor with id {tutor_id!r}.")
+            raise _unknown_tutor(tutor_id)
         resp.media = history

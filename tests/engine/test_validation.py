@@ -72,3 +72,14 @@ def test_reschedule_original_time_defaults_to_scheduled_time_and_notice_is_deriv
     info = validate_session(record).reschedule
     assert info.original_time == WHEN
     assert info.notice == dt.timedelta(hours=3)
+
+
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-01:00", "1969-12-31T23:59:59Z",
+                                    "2100-01-01T00:00:00Z"])
+def test_datetimes_outside_1970_to_2099_are_refused(moment):
+    assert "scheduled_time" in errors_of({**raw_session("s1", "t1", WHEN), "scheduled_time": moment})
+
+
+@pytest.mark.parametrize("text", ["t\x00", "t\ud800"])
+def test_text_no_database_can_store_is_refused(text):
+    assert errors_of(raw_session("s1", text, WHEN)) == {"tutor_id": "must not contain NUL characters or lone surrogates"}
