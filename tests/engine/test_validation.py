@@ -82,4 +82,5 @@ def test_datetimes_outside_1970_to_2099_are_refused(moment):
 
 @pytest.mark.parametrize("text", ["t\x00", "t\ud800"])
 def test_text_no_database_can_store_is_refused(text):
-    assert errors_of(raw_session("s1", text, WHEN)) == {"tutor_id": "must not contain NUL characters or lone surrogates"}
+    expected = {"tutor_id": "must not contain NUL characters or lone surrogates"}
+    assert errors_of(raw_session("s1", text, WHEN)) == expected
