@@ -34,6 +34,7 @@ sample: $(STAMP)
 
 bench: $(STAMP) services
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.ingest
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache .hypothesis *.egg-info

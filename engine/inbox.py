@@ -128,14 +128,18 @@ def record_attempt(database: peewee.Database, ids: Sequence[int], error: str | N
         InboxItem.update(update).where(InboxItem.id.in_(list(ids)) & (InboxItem.status == "pending")).execute()
 
 
+NEVER_ENQUEUED_GRACE = dt.timedelta(seconds=10)  # the API commits the row, then enqueues: not stuck in between
+
+
 def stuck_ids(database: peewee.Database, older_than: dt.timedelta, now: dt.datetime, limit: int = 5000) -> list[int]:
-    """Pending rows never enqueued, or enqueued longer ago than ``older_than`` (a worker died with them)."""
+    """Pending rows never enqueued (a few seconds after arrival), or enqueued longer ago than ``older_than``
+    (a worker died with them)."""
     cutoff = now - older_than
+    never_enqueued = InboxItem.enqueued_at.is_null() & (InboxItem.received_at < now - NEVER_ENQUEUED_GRACE)
     with database.connection_context():
         query = (
             InboxItem.select(InboxItem.id)
-            .where((InboxItem.status == "pending")
-                   & (InboxItem.enqueued_at.is_null() | (InboxItem.enqueued_at < cutoff)))
+            .where((InboxItem.status == "pending") & (never_enqueued | (InboxItem.enqueued_at < cutoff)))
             .order_by(InboxItem.id)
             .limit(limit)
         )

@@ -25,7 +25,7 @@ from engine.services import Services
 
 RETRIES = 3
 RETRY_DELAY_SECONDS = 2  # then 4, then 8
-ENQUEUE_CHUNK = 250
+ENQUEUE_CHUNK = inbox.MAX_BATCH  # one task per API batch: a tutor's sessions in it are scored in one go
 logger = logging.getLogger("tutor_quality.worker")
 
 
