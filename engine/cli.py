@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
     tutors_cmd.add_argument("--flagged", action="store_true", help="only flagged tutors")
     tutors_cmd.add_argument("--search", help="match tutor id or name")
     tutors_cmd.add_argument("--sort", default="-risk_score", help="field, '-' prefix for descending")
-    tutors_cmd.add_argument("--limit", type=int, default=queries.MAX_PAGE)
+    tutors_cmd.add_argument("--limit", type=int, help="at most this many (default: every tutor)")
     tutors_cmd.add_argument("--json", action="store_true", help="print a JSON array of tutor records")
     tutor_cmd = command("tutor", tutor, "one tutor in detail: flags, insights, recommendations")
     tutor_cmd.add_argument("tutor_id")
@@ -108,16 +108,17 @@ def ingest(services: Services, args: argparse.Namespace) -> int:
         print(f"tqs ingest: {args.file} must hold a JSON array of session records", file=sys.stderr)
         return 2
     migrate(services.database)
-    valid, accepted = [], []
+    if _as_of_in_the_past(args.as_of):
+        return 2
+    valid = []
     for index, item in enumerate(raw):
         try:
             valid.append(validate_session(item))
-            accepted.append(item)
         except ValidationError as exc:
             print(f"record {index}: {exc}", file=sys.stderr)
     rejected = len(raw) - len(valid)
     if not args.sync:
-        return _enqueue(services, accepted, valid, rejected)
+        return _enqueue(services, valid, rejected)
     changed = 0
     progress = Progress("ingest", len(valid))
     for start in range(0, len(valid), INGEST_BATCH):
@@ -136,12 +137,11 @@ def ingest(services: Services, args: argparse.Namespace) -> int:
     return 1 if rejected else 0
 
 
-def _enqueue(services: Services, items: list, records: list, rejected: int) -> int:
+def _enqueue(services: Services, records: list, rejected: int) -> int:
     """Store in the inbox and queue, as the API does; a worker scores them."""
     tasks = register_tasks(create_huey(services.settings.queue_url), services)
     for start in range(0, len(records), inbox.MAX_BATCH):
-        ids = inbox.accept(services.database, items[start:start + inbox.MAX_BATCH],
-                           records[start:start + inbox.MAX_BATCH], utc_now())
+        ids = inbox.accept(services.database, records[start:start + inbox.MAX_BATCH], utc_now())
         tasks.enqueue_inbox(ids)
     print(f"queued {len(records)} sessions for the worker, rejected {rejected}", file=sys.stderr)
     return 1 if rejected else 0
@@ -149,21 +149,32 @@ def _enqueue(services: Services, items: list, records: list, rejected: int) -> i
 
 def tutors(services: Services, args: argparse.Namespace) -> int:
     try:
-        page = queries.list_tutors(
-            services.metric_names, flagged=True if args.flagged else None, search=args.search,
-            sort=args.sort, limit=args.limit,
-        )
+        records, total = _all_tutors(services, args)
     except queries.QueryError as exc:
         print(f"tqs tutors: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        print(json.dumps(page.tutors, indent=2))
+        print(json.dumps(records, indent=2))
         return 0
     print("  ".join(name[:width].ljust(width) for name, width in TABLE_COLUMNS))
-    for record in page.tutors:
+    for record in records:
         print("  ".join(_cell(record.get(name), width) for name, width in TABLE_COLUMNS))
-    print(f"{len(page.tutors)} of {page.total} tutors, {sum(r['flagged'] for r in page.tutors)} flagged")
+    print(f"{len(records)} of {total} tutors, {sum(r['flagged'] for r in records)} flagged")
     return 0
+
+
+def _all_tutors(services: Services, args: argparse.Namespace) -> tuple[list[dict], int]:
+    """Page through the read layer until ``--limit`` (or every tutor) is reached."""
+    wanted, records, total = args.limit, [], None
+    while total is None or (len(records) < total and (wanted is None or len(records) < wanted)):
+        size = queries.MAX_PAGE if wanted is None else max(1, min(queries.MAX_PAGE, wanted - len(records)))
+        page = queries.list_tutors(services.metric_names, flagged=True if args.flagged else None,
+                                   search=args.search, sort=args.sort, limit=size, offset=len(records))
+        total = page.total
+        records += page.tutors
+        if not page.tutors:
+            break
+    return records, total
 
 
 def _cell(value: Any, width: int) -> str:
@@ -206,6 +217,16 @@ def rules(services: Services, args: argparse.Namespace) -> int:
     return 0
 
 
+def _as_of_in_the_past(as_of) -> bool:
+    """An --as-of before the latest scoring would rewrite the history computed since: refuse it."""
+    latest = queries.latest_scoring() if as_of else None
+    if latest and as_of < latest:
+        print(f"tqs: --as-of {as_of.isoformat()} is before the latest scoring ({latest.isoformat()}); "
+              "scores only move forward (use a later time, or rescore --rebuild)", file=sys.stderr)
+        return True
+    return False
+
+
 def api(services: Services, args: argparse.Namespace) -> int:
     if not services.settings.api_keys:
         print("tqs api: set TQS_API_KEYS to at least one key; the API never runs open", file=sys.stderr)
@@ -239,6 +260,8 @@ def retry_failed(services: Services, args: argparse.Namespace) -> int:
 
 def rescore(services: Services, args: argparse.Namespace) -> int:
     migrate(services.database)
+    if _as_of_in_the_past(args.as_of):
+        return 2
     progress = Progress("rescore", 0)
 
     def report(done: int, total: int) -> None:

@@ -20,7 +20,7 @@ from engine.config import Settings
 from engine.db import write_transaction
 from engine.models import InboxItem
 from engine.pipeline import BatchFailed, ProcessResult, process_batch
-from engine.validation import SessionRecord, ValidationError, validate_session
+from engine.validation import SessionRecord, ValidationError, to_payload, validate_session
 
 MAX_BATCH = 1000
 
@@ -59,12 +59,11 @@ def validate_batch(items: Sequence[Any], indexed: bool) -> list[SessionRecord]:
     return records
 
 
-def accept(database: peewee.Database, items: Sequence[dict[str, Any]], records: Sequence[SessionRecord],
-           now: dt.datetime) -> list[int]:
+def accept(database: peewee.Database, records: Sequence[SessionRecord], now: dt.datetime) -> list[int]:
     """Store validated records in one transaction; returns their inbox ids in order."""
-    rows = [
-        dict(session_id=record.session_id, tutor_id=record.tutor_id, payload=dict(item), received_at=now)
-        for item, record in zip(items, records, strict=True)
+    rows = [  # the validated record, not the raw body: unknown fields (however deeply nested) are dropped
+        dict(session_id=record.session_id, tutor_id=record.tutor_id, payload=to_payload(record), received_at=now)
+        for record in records
     ]
     with write_transaction(database):  # RETURNING: Postgres, and SQLite from 3.35
         # ids ascend in insertion order; RETURNING itself promises no order, so sort
@@ -87,36 +86,52 @@ class Processed:
 def process_items(
     database: peewee.Database, pm: pluggy.PluginManager, settings: Settings, ids: Sequence[int], now: dt.datetime,
 ) -> Processed:
-    """Score the still-pending rows among ``ids``; an older row of a session with a newer one is superseded."""
+    """Score the still-pending rows among ``ids``; a row of a session that has a newer row is superseded.
+
+    Which row is newest is decided inside each tutor's transaction, after its locks, so an older
+    delivery processed late never overwrites a newer one.
+    """
     with database.connection_context():
         items = list(InboxItem.select().where(InboxItem.id.in_(list(ids)) & (InboxItem.status == "pending"))
                      .order_by(InboxItem.id))
         if not items:
             return Processed([], {})
-        newest = dict(
-            InboxItem.select(InboxItem.session_id, peewee.fn.MAX(InboxItem.id))
-            .where(InboxItem.session_id.in_([item.session_id for item in items]))
-            .group_by(InboxItem.session_id)
-            .tuples()
-        )
-        stale = [item.id for item in items if item.id < newest[item.session_id]]
-        if stale:
-            with write_transaction(database):
+        by_session = {item.session_id: item for item in items}  # the newest row of each session in this batch
+        _supersede(database, [item.id for item in items if by_session[item.session_id] is not item], now)
+
+        def still_current(session_ids: list[str]) -> set[str]:
+            newest = dict(
+                InboxItem.select(InboxItem.session_id, peewee.fn.MAX(InboxItem.id))
+                .where(InboxItem.session_id.in_(session_ids))
+                .group_by(InboxItem.session_id)
+                .tuples()
+            )
+            current = {sid for sid in session_ids if newest[sid] == by_session[sid].id}
+            stale = [by_session[sid].id for sid in session_ids if sid not in current]
+            if stale:
                 InboxItem.update(status="superseded", processed_at=now).where(InboxItem.id.in_(stale)).execute()
-        live = [item for item in items if item.id == newest[item.session_id]]
-        by_session = {item.session_id: item for item in live}
+            return current
 
         def mark_processed(session_ids: list[str]) -> None:
             done = [by_session[session_id].id for session_id in session_ids]
             InboxItem.update(status="processed", processed_at=now).where(InboxItem.id.in_(done)).execute()
 
+        live = list(by_session.values())
         records = [validate_session(item.payload) for item in live]
         try:
-            results, failures = process_batch(database, pm, settings, records, now, on_stored=mark_processed), {}
+            results = process_batch(database, pm, settings, records, now, on_stored=mark_processed,
+                                    still_current=still_current)
+            failures: dict[str, Exception] = {}
         except BatchFailed as failed:
             results, failures = failed.results, failed.failures
         by_id = {result.session_id: result for result in results}
         return Processed([(item, by_id[item.session_id]) for item in live if item.session_id in by_id], failures)
+
+
+def _supersede(database: peewee.Database, ids: list[int], now: dt.datetime) -> None:
+    if ids:
+        with write_transaction(database):
+            InboxItem.update(status="superseded", processed_at=now).where(InboxItem.id.in_(ids)).execute()
 
 
 def record_attempt(database: peewee.Database, ids: Sequence[int], error: str | None, failed: bool) -> None:

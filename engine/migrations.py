@@ -1,8 +1,9 @@
 """Versioned schema migrations, applied in order and recorded in ``schema_migrations``.
 
-Migration 1 creates the schema; later ones use ``playhouse.migrate`` (add a column,
-an index...) so a deployed database evolves with ``tqs init-db`` and no manual step.
-Concurrent callers on Postgres serialize on an advisory lock.
+An empty database gets today's schema straight from the models, stamped with every
+version. A deployed one gets the pending migrations, in order: later ones use
+``playhouse.migrate`` (add a column, an index...), so it evolves with ``tqs init-db`` and no
+manual step. Concurrent callers on Postgres serialize on an advisory lock.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator
 
 from engine.db import is_postgres
 from engine.models import (
+    MODELS,
     EmailReport,
     InboxItem,
     Reschedule,
@@ -62,10 +64,14 @@ def migrate(
             database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK_KEY,))
         database.create_tables([SchemaMigration], safe=True)
         done = {row.version for row in SchemaMigration.select(SchemaMigration.version)}
+        fresh = not done and not database.table_exists(Tutor._meta.table_name)
+        if fresh:
+            database.create_tables(MODELS, safe=True)
         for version, name, apply in sorted(MIGRATIONS if migrations is None else migrations):
             if version in done:
                 continue
-            apply(database, migrator)
+            if not fresh:
+                apply(database, migrator)
             SchemaMigration.create(version=version, name=name, applied_at=now)
             applied.append(version)
     return applied

@@ -20,19 +20,17 @@ import peewee
 import pluggy
 
 from engine.config import Settings
-from engine.db import take_new_values, write_transaction
+from engine.db import is_postgres, take_new_values, write_transaction
 from engine.models import Reschedule, Session, Tutor
 from engine.scoring import clear_derived, first_session_day, recount_all_days, recount_days, score_tutor
 from engine.validation import SessionRecord
 from engine.windows import day_of
 
+SessionIdsHook = Callable[[list[str]], None]
+
 
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-class ConcurrentChange(RuntimeError):
-    """Another worker moved one of these sessions to a different tutor mid-flight; retrying resolves it."""
 
 
 class BatchFailed(RuntimeError):
@@ -74,14 +72,16 @@ def process_session(
 
 def process_batch(
     database: peewee.Database, pm: pluggy.PluginManager, settings: Settings, records: Sequence[SessionRecord],
-    now: dt.datetime | None = None, on_stored: Callable[[list[str]], None] | None = None,
+    now: dt.datetime | None = None, on_stored: SessionIdsHook | None = None,
+    still_current: Callable[[list[str]], set[str]] | None = None,
 ) -> list[ProcessResult]:
     """Process many sessions, one transaction per tutor; a session listed twice counts once (the last wins).
 
     A tutor that fails does not stop the others: :class:`BatchFailed` is raised at the end.
-
-    ``on_stored(session_ids)`` runs inside each tutor's transaction, so bookkeeping such as
-    marking inbox rows processed commits (or rolls back) with the scores.
+    Both hooks run inside each tutor's transaction, after its locks are taken:
+    ``still_current(session_ids)`` says which records to apply (a newer delivery of a session
+    may have been applied meanwhile); ``on_stored(session_ids)`` does bookkeeping, such as
+    marking inbox rows processed, that must commit (or roll back) with the scores.
     """
     now = now or utc_now()
     latest = {record.session_id: record for record in records}
@@ -92,7 +92,8 @@ def process_batch(
     failures: dict[str, Exception] = {}
     for tutor_id in sorted(by_tutor):
         try:
-            for result in _process_tutor(database, pm, settings, tutor_id, by_tutor[tutor_id], now, on_stored):
+            for result in _process_tutor(database, pm, settings, tutor_id, by_tutor[tutor_id], now, on_stored,
+                                         still_current):
                 results[result.session_id] = result
         except Exception as exc:
             failures[tutor_id] = exc
@@ -104,18 +105,20 @@ def process_batch(
 
 def _process_tutor(
     database: peewee.Database, pm: pluggy.PluginManager, settings: Settings, tutor_id: str,
-    records: list[SessionRecord], now: dt.datetime, on_stored: Callable[[list[str]], None] | None,
+    records: list[SessionRecord], now: dt.datetime, on_stored: SessionIdsHook | None,
+    still_current: Callable[[list[str]], set[str]] | None,
 ) -> list[ProcessResult]:
-    ids = [record.session_id for record in records]
     with write_transaction(database):
-        tutors = _lock_tutors([tutor_id], now)
-        previous = _stored_sessions(ids)
-        others = sorted({row.tutor_id for row in previous.values()} - set(tutors))
-        if others:  # sessions moving between tutors: rare, so a second lock (and read) is fine
-            tutors.update(_lock_tutors(others, now))
-            previous = _stored_sessions(ids)
-            if any(row.tutor_id not in tutors for row in previous.values()):
-                raise ConcurrentChange(f"a session of tutor {tutor_id} moved to another tutor while being processed")
+        # Lock order, the same in every transaction so none can deadlock: the sessions (Postgres advisory
+        # locks; SQLite already serializes writers), then every tutor involved, sorted.
+        _lock_sessions(database, [record.session_id for record in records])
+        previous = _stored_sessions([record.session_id for record in records])
+        tutors = _lock_tutors(sorted({tutor_id} | {row.tutor_id for row in previous.values()}), now)
+        skipped: list[SessionRecord] = []
+        if still_current:
+            current = still_current([record.session_id for record in records])
+            skipped = [record for record in records if record.session_id not in current]
+            records = [record for record in records if record.session_id in current]
         tutor = tutors[tutor_id]
         names = [record.tutor_name for record in records if record.tutor_name]
         if names and tutor.name != names[-1]:
@@ -134,10 +137,21 @@ def _process_tutor(
             for owner, days in sorted(touched.items()):
                 recount_days(owner, days)
                 score_tutor(pm, settings, tutors[owner], min(days), now)
-        if on_stored:
-            on_stored(ids)
+        if on_stored and records:
+            on_stored([record.session_id for record in records])
         changed_ids = {r.session_id for r in changed}
-        return [ProcessResult(r.session_id, tutor_id, r.session_id in changed_ids, tutor.flagged) for r in records]
+        return [ProcessResult(r.session_id, tutor_id, r.session_id in changed_ids, tutor.flagged)
+                for r in records + skipped]
+
+
+def _lock_sessions(database: peewee.Database, session_ids: list[str]) -> None:
+    """On Postgres, serialize on each session id, so one new session posted under two tutors at once
+    ends up counted under exactly one of them."""
+    if is_postgres(database):
+        database.execute_sql(
+            "SELECT pg_advisory_xact_lock(hashtext(id)) FROM (SELECT unnest(%s::text[]) AS id ORDER BY 1) AS ids",
+            (sorted(set(session_ids)),),
+        )
 
 
 def _lock_tutors(tutor_ids: list[str], now: dt.datetime) -> dict[str, Tutor]:

@@ -107,10 +107,13 @@ def get_tutor_detail(tutor_id: str, metric_names: Sequence[str]) -> dict[str, An
     return record
 
 
-def get_tutor_history(tutor_id: str, days: int, today: dt.date) -> dict[str, Any] | None:
+def get_tutor_history(
+    tutor_id: str, days: int, today: dt.date, metric_names: Sequence[str]
+) -> dict[str, Any] | None:
     """One point per day for the last ``days`` days, and the tutor's reschedule and risk events.
 
-    Days not yet snapshotted carry no metrics; their flag follows from the risk events.
+    Days not snapshotted (before the first session, or not yet rolled forward) have null metrics;
+    their flag follows from the risk events.
     """
     if not 1 <= days <= 3650:
         raise QueryError("days", "must be between 1 and 3650")
@@ -129,7 +132,7 @@ def get_tutor_history(tutor_id: str, days: int, today: dt.date) -> dict[str, Any
     points = []
     for day in days_between(first, today):
         snapshot = snapshots.get(day)
-        point: dict[str, Any] = {"date": day.isoformat()}
+        point: dict[str, Any] = {"date": day.isoformat(), **dict.fromkeys(metric_names)}
         point.update(snapshot.metrics if snapshot else {})
         point["flagged"] = snapshot.flagged if snapshot else _flag_on(day, risk_events)
         points.append(point)
@@ -252,3 +255,10 @@ def list_risk_events(kind: str | None = None) -> list[dict[str, Any]]:
     if kind:
         query = query.where(RiskEvent.kind == kind)
     return [{"tutor_id": e.tutor_id, **_risk_event(e)} for e in query]
+
+
+def latest_scoring() -> dt.datetime | None:
+    """When any tutor was last scored: an ``--as-of`` before it would rewrite history computed since."""
+    latest = (Tutor.select(Tutor.scored_at).where(Tutor.scored_at.is_null(False))
+              .order_by(Tutor.scored_at.desc()).first())
+    return latest.scored_at if latest else None

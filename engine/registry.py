@@ -79,7 +79,8 @@ def loaded_rules(pm: pluggy.PluginManager) -> list[LoadedRule]:
 
 def metric_names(pm: pluggy.PluginManager) -> list[str]:
     """Every metric any loaded rule produces, in rule then declaration order."""
-    return [name for rule in loaded_rules(pm) for name in rule.info.metrics]
+    infos = sorted(pm.hook.describe_rule(), key=lambda info: info.name)
+    return [name for info in infos for name in info.metrics]
 
 
 def _source(module: str, distributions: dict[str, list[str]]) -> str:

@@ -148,7 +148,12 @@ def score_tutor(
     snapshot_through_today: bool = False,
 ) -> SeriesPoint:
     """Recompute the tutor's series from ``changed_from`` (or its last snapshot, if earlier) to now,
-    and write what changed. Returns the current point."""
+    and write what changed. Returns the current point.
+
+    Time only moves forward for a tutor: a ``now`` earlier than its last scoring (a worker that
+    waited for the lock, a clock behind another's) is taken as that moment instead.
+    """
+    now = max(now, tutor.scored_at or now)
     today = day_of(now)
     start = min(changed_from, tutor.series_through or changed_from, today)
     history = load_history(tutor, start, today)

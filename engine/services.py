@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import peewee
@@ -18,8 +19,9 @@ class Services:
     database: peewee.Database
     pm: pluggy.PluginManager
 
-    @property
+    @functools.cached_property
     def metric_names(self) -> list[str]:
+        """Computed once: every read asks for it."""
         return metric_names(self.pm)
 
 

@@ -224,3 +224,24 @@ def _reschedule(
         initiator=initiator, original_time=original_time, new_time=new_time,
         reason=reason, requested_at=requested_at,
     )
+
+
+def to_payload(record: SessionRecord) -> dict[str, Any]:
+    """The record back in the API's JSON shape (UTC ISO times); ``validate_session`` reads it back unchanged."""
+    def iso(moment: dt.datetime | None) -> str | None:
+        return None if moment is None else moment.isoformat()
+
+    payload: dict[str, Any] = {
+        "session_id": record.session_id, "tutor_id": record.tutor_id, "student_id": record.student_id,
+        "scheduled_time": iso(record.scheduled_time), "completed_time": iso(record.completed_time),
+        "status": record.status, "tutor_name": record.tutor_name, "student_name": record.student_name,
+        "subject": record.subject, "duration_minutes": record.duration_minutes,
+        "is_first_session": record.is_first_session,
+    }
+    if record.reschedule:
+        info = record.reschedule
+        payload["reschedule_info"] = {
+            "initiator": info.initiator, "reason": info.reason, "original_time": iso(info.original_time),
+            "new_time": iso(info.new_time), "requested_at": iso(info.requested_at),
+        }
+    return payload

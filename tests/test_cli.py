@@ -85,3 +85,20 @@ def test_tutor_detail_and_rules_and_rescore(env):
 def test_bad_configuration_fails_at_start_naming_the_variable(env):
     result = tqs({**env, "TQS_MIN_SESSIONS": "none"}, "tutors", check=False)
     assert result.returncode == 2 and "TQS_MIN_SESSIONS" in result.stderr
+
+
+def test_an_as_of_before_the_latest_scoring_is_refused(env):
+    tqs(env, "ingest", str(SAMPLE), "--sync", "--as-of", SAMPLE_AS_OF)
+    result = tqs(env, "rescore", "--as-of", "2026-10-01T00:00:00Z", check=False)
+    assert result.returncode == 2 and "before the latest scoring" in result.stderr
+    assert {t["tutor_id"] for t in json.loads(tqs(env, "tutors", "--flagged", "--json").stdout)} == EXPECTED_FLAGGED
+
+
+def test_tutors_pages_through_everyone_and_honours_limit(env, tmp_path):
+    records = [dict(json.loads(SAMPLE.read_text())[0], session_id=f"p{i}", tutor_id=f"tutor-{i:04d}")
+               for i in range(620)]
+    path = tmp_path / "many.json"
+    path.write_text(json.dumps(records))
+    tqs(env, "ingest", str(path), "--sync")
+    assert len(json.loads(tqs(env, "tutors", "--json").stdout)) == 620
+    assert len(json.loads(tqs(env, "tutors", "--json", "--limit", "7").stdout)) == 7

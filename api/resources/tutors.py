@@ -69,7 +69,7 @@ class TutorHistoryResource:
     def on_get(self, req: falcon.Request, resp: falcon.Response, tutor_id: str) -> None:
         days = _int_param(req, "days", 90)
         try:
-            history = queries.get_tutor_history(tutor_id, days, day_of(self._clock()))
+            history = queries.get_tutor_history(tutor_id, days, day_of(self._clock()), self._services.metric_names)
         except queries.QueryError as exc:
             raise _bad(exc.parameter, str(exc).split(": ", 1)[1]) from None
         if history is None:

@@ -124,3 +124,13 @@ def test_an_api_without_keys_refuses_to_start(database, pm, tmp_path):
     services = Services(Settings(data_dir=tmp_path), database, pm)
     with pytest.raises(ConfigError, match="TQS_API_KEYS"):
         create_app(services, register_tasks(create_huey("memory://"), services))
+
+
+def test_unknown_fields_are_not_stored_however_deeply_nested(client, database):
+    nested: object = 1
+    for _ in range(950):
+        nested = [nested]
+    response = post(client, {**raw_session("s1", "t1", NOW - DAY), "extra": nested})
+    assert response.status_code == 202
+    with database.connection_context():
+        assert "extra" not in InboxItem.get().payload

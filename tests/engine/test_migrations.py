@@ -2,7 +2,7 @@ import peewee
 from playhouse.migrate import migrate as run_operations
 
 from engine.migrations import MIGRATIONS, migrate, migrator_for, schema_version
-from engine.models import Tutor
+from engine.models import InboxItem, Tutor
 
 
 def test_migrating_again_applies_nothing(database):
@@ -23,3 +23,13 @@ def test_a_later_migration_adds_a_column_to_a_deployed_database(database):
         run_operations(migrator_for(database).drop_column("tutors", "timezone"))
         database.execute_sql(f"DELETE FROM schema_migrations WHERE version > {len(MIGRATIONS)}")
 
+
+
+def test_a_database_at_version_1_is_brought_up_to_date(database):
+    """As deployed before the inbox existed: only migration 1 applied."""
+    with database.connection_context():
+        database.drop_tables([InboxItem])
+        database.execute_sql("DELETE FROM schema_migrations WHERE version > 1")
+    assert migrate(database) == list(range(2, len(MIGRATIONS) + 1))
+    with database.connection_context():
+        assert database.table_exists(InboxItem._meta.table_name)

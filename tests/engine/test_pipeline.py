@@ -232,3 +232,15 @@ def test_a_batch_scores_exactly_like_one_session_at_a_time(database, pm, setting
     assert len(results) == 70 and all(r.changed for r in results[:50])
     process_batch(database, pm, settings, typed[50:], NOW)
     assert derived_state(database) == one_by_one
+
+
+def test_time_only_moves_forward_for_a_tutor(database, pm, settings):
+    """A worker whose clock is behind (or that waited for the lock) cannot roll a tutor back in time."""
+    process_all(database, pm, settings, bursty_tutor())
+    with database.connection_context():
+        events_before = [(e.kind, e.day) for e in RiskEvent.select().order_by(RiskEvent.day)]
+    earlier = NOW - dt.timedelta(days=60)
+    process_session(database, pm, settings, session("late", "t1", earlier - DAY), earlier)
+    with database.connection_context():
+        assert Tutor.get().scored_at == NOW
+        assert [(e.kind, e.day) for e in RiskEvent.select().order_by(RiskEvent.day)] == events_before

@@ -89,15 +89,16 @@ def test_detail_explains_the_flag_and_lists_recent_reschedules(three_tutors, met
     assert get_tutor_detail("nobody", metrics) is None
 
 
-def test_history_has_one_point_per_day_and_the_events(database, pm, settings, three_tutors):
+def test_history_has_one_point_per_day_and_the_events(database, pm, settings, three_tutors, metrics):
     rescore_all(database, pm, settings, NOW)
-    history = get_tutor_history("t-alice", 30, NOW.date())
+    history = get_tutor_history("t-alice", 30, NOW.date(), metrics)
     assert len(history["points"]) == 30
     assert history["points"][-1]["date"] == NOW.date().isoformat()
     assert history["points"][-1]["reschedule_rate_30d"] == 40.0 and history["points"][-1]["flagged"]
-    assert history["points"][0]["flagged"] is False and "reschedule_rate_30d" not in history["points"][0]
+    assert history["points"][0]["flagged"] is False and history["points"][0]["reschedule_rate_30d"] is None
+    assert all(set(metrics) <= set(point) for point in history["points"])
     kinds = [(e["type"], e.get("kind")) for e in history["events"]]
     assert kinds.count(("reschedule", None)) == 4 and ("risk", "raised") in kinds
-    assert get_tutor_history("nobody", 30, NOW.date()) is None
+    assert get_tutor_history("nobody", 30, NOW.date(), metrics) is None
     with pytest.raises(QueryError):
-        get_tutor_history("t-alice", 0, NOW.date())
+        get_tutor_history("t-alice", 0, NOW.date(), metrics)

@@ -39,7 +39,7 @@ def queued(database, settings):
                            clock=lambda: NOW)
     items = [raw_session("good", "t-good", NOW - dt.timedelta(days=1)),
              raw_session("bad", "t-bad", NOW - dt.timedelta(days=1))]
-    ids = inbox.accept(database, items, [validate_session(i) for i in items], NOW)
+    ids = inbox.accept(database, [validate_session(i) for i in items], NOW)
     assert tasks.enqueue_inbox(ids)
     return tasks, ids
 
@@ -93,8 +93,8 @@ def test_an_older_delivery_of_a_session_is_superseded_by_the_newer(database, set
                            clock=lambda: NOW)
     older = raw_session("s1", "t1", NOW - dt.timedelta(days=1))
     newer = raw_session("s1", "t1", NOW - dt.timedelta(days=1), "rescheduled", "tutor")
-    first = inbox.accept(database, [older], [validate_session(older)], NOW)
-    second = inbox.accept(database, [newer], [validate_session(newer)], NOW)
+    first = inbox.accept(database, [validate_session(older)], NOW)
+    second = inbox.accept(database, [validate_session(newer)], NOW)
     tasks.enqueue_inbox(second)
     run_next(tasks.huey)
     tasks.enqueue_inbox(first)  # the older one arrives late, e.g. swept after a crash
