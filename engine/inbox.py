@@ -146,15 +146,17 @@ def record_attempt(database: peewee.Database, ids: Sequence[int], error: str | N
 NEVER_ENQUEUED_GRACE = dt.timedelta(seconds=10)  # the API commits the row, then enqueues: not stuck in between
 
 
-def stuck_ids(database: peewee.Database, older_than: dt.timedelta, now: dt.datetime, limit: int = 5000) -> list[int]:
-    """Pending rows never enqueued (a few seconds after arrival), or enqueued longer ago than ``older_than``
-    (a worker died with them)."""
-    cutoff = now - older_than
-    never_enqueued = InboxItem.enqueued_at.is_null() & (InboxItem.received_at < now - NEVER_ENQUEUED_GRACE)
+def stuck_ids(database: peewee.Database, older_than: dt.timedelta, now: dt.datetime, include_lost: bool = True,
+              limit: int = 5000) -> list[int]:
+    """Pending rows never enqueued (a few seconds after arrival), and, with ``include_lost``, rows enqueued
+    longer ago than ``older_than`` (a worker died with them)."""
+    stuck = InboxItem.enqueued_at.is_null() & (InboxItem.received_at < now - NEVER_ENQUEUED_GRACE)
+    if include_lost:
+        stuck |= InboxItem.enqueued_at < now - older_than
     with database.connection_context():
         query = (
             InboxItem.select(InboxItem.id)
-            .where((InboxItem.status == "pending") & (never_enqueued | (InboxItem.enqueued_at < cutoff)))
+            .where((InboxItem.status == "pending") & stuck)
             .order_by(InboxItem.id)
             .limit(limit)
         )

@@ -38,8 +38,11 @@ class Sweeper(threading.Thread):
 
     def sweep_once(self) -> int:
         try:
+            # While tasks wait in the queue, old enqueued rows are most likely just waiting too: re-queue
+            # them only once the queue has drained (rows never enqueued are queued whatever the backlog).
+            queue_empty = self.tasks.huey.pending_count() == 0
             ids = inbox.stuck_ids(self.tasks.database, dt.timedelta(seconds=self.settings.sweep_after_seconds),
-                                  self.tasks.clock())
+                                  self.tasks.clock(), include_lost=queue_empty)
             if ids and self.tasks.enqueue_inbox(ids):
                 log_event(logger, "inbox_swept", items=len(ids))
             return len(ids)
