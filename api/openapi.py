@@ -5,13 +5,13 @@ Kept honest by a schemathesis run against the live app in the test suite.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import falcon
 
 from engine import queries
 from engine.inbox import MAX_BATCH
+from engine.rulekit import MetricNames
 from engine.validation import (
     INITIATORS,
     MAX_DURATION_MINUTES,
@@ -65,11 +65,10 @@ def _session_schema() -> dict[str, Any]:
     }
 
 
-def _tutor_record(metric_names: Sequence[str]) -> dict[str, Any]:
+def _tutor_record(metric_names: MetricNames) -> dict[str, Any]:
     properties: dict[str, Any] = {"tutor_id": {"type": "string"}, "name": NULLABLE_TEXT}
     for name in metric_names:
-        is_count = not ("rate" in name or name.endswith(("_low", "_high", "_score")))
-        properties[name] = {"type": "integer" if is_count else "number", "nullable": True}
+        properties[name] = {"type": "integer" if name in metric_names.counts else "number", "nullable": True}
     properties.update({
         "flagged": {"type": "boolean"},
         "risk_score": {"type": "number", "minimum": 0, "maximum": 100},
@@ -78,7 +77,7 @@ def _tutor_record(metric_names: Sequence[str]) -> dict[str, Any]:
     return {"type": "object", "required": list(properties), "properties": properties}
 
 
-def build_document(metric_names: Sequence[str]) -> dict[str, Any]:
+def build_document(metric_names: MetricNames) -> dict[str, Any]:
     auth = [{"bearer": []}, {"apiKey": []}]
     bad_request = _error("Malformed JSON, failed validation (every bad field named) or a bad parameter")
     unauthorized = _error("Missing or invalid API key")

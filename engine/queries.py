@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import peewee
 
 from engine.models import Reschedule, RiskEvent, ScoreSnapshot, Session, Tutor, TutorMetric, TutorScore
+from engine.rulekit import MetricNames
 from engine.validation import storable
 from engine.windows import days_between
 
@@ -41,12 +42,12 @@ class TutorPage:
     total: int
 
 
-def sortable_fields(metric_names: Sequence[str]) -> list[str]:
+def sortable_fields(metric_names: Iterable[str]) -> list[str]:
     return [*BASE_SORTS, *metric_names]
 
 
 def list_tutors(
-    metric_names: Sequence[str],
+    metric_names: MetricNames,
     flagged: bool | None = None,
     search: str | None = None,
     sort: str = "-risk_score",
@@ -82,14 +83,14 @@ def list_tutors(
     return TutorPage(_records(page, metric_names), total)
 
 
-def get_tutor_record(tutor_id: str, metric_names: Sequence[str]) -> dict[str, Any] | None:
+def get_tutor_record(tutor_id: str, metric_names: MetricNames) -> dict[str, Any] | None:
     if not storable(tutor_id):  # no stored id holds such text, and Postgres would fail the comparison
         return None
     tutor = Tutor.get_or_none(Tutor.tutor_id == tutor_id)
     return _records([tutor], metric_names)[0] if tutor else None
 
 
-def get_tutor_detail(tutor_id: str, metric_names: Sequence[str]) -> dict[str, Any] | None:
+def get_tutor_detail(tutor_id: str, metric_names: MetricNames) -> dict[str, Any] | None:
     """The tutor record plus every rule's flag and advice, recent reschedules and a status summary."""
     record = get_tutor_record(tutor_id, metric_names)
     if record is None:
@@ -108,7 +109,7 @@ def get_tutor_detail(tutor_id: str, metric_names: Sequence[str]) -> dict[str, An
 
 
 def get_tutor_history(
-    tutor_id: str, days: int, today: dt.date, metric_names: Sequence[str]
+    tutor_id: str, days: int, today: dt.date, metric_names: MetricNames
 ) -> dict[str, Any] | None:
     """One point per day for the last ``days`` days, and the tutor's reschedule and risk events.
 
@@ -155,7 +156,7 @@ def _flag_on(day: dt.date, events: list[RiskEvent]) -> bool:
     return any(state.values())
 
 
-def _records(tutors: Sequence[Tutor], metric_names: Sequence[str]) -> list[dict[str, Any]]:
+def _records(tutors: Sequence[Tutor], metric_names: MetricNames) -> list[dict[str, Any]]:
     ids = [t.tutor_id for t in tutors]
     values: dict[str, dict[str, float | None]] = {tutor_id: {} for tutor_id in ids}
     if ids:
@@ -164,19 +165,15 @@ def _records(tutors: Sequence[Tutor], metric_names: Sequence[str]) -> list[dict[
     return [_record(t, values[t.tutor_id], metric_names) for t in tutors]
 
 
-def _record(tutor: Tutor, metrics: dict[str, float | None], metric_names: Sequence[str]) -> dict[str, Any]:
+def _record(tutor: Tutor, metrics: dict[str, float | None], metric_names: MetricNames) -> dict[str, Any]:
     record: dict[str, Any] = {"tutor_id": tutor.tutor_id, "name": tutor.name}
     for name in metric_names:
         value = metrics.get(name)
-        record[name] = int(value) if value is not None and _is_count(name) else value
+        record[name] = int(value) if value is not None and name in metric_names.counts else value
     record["flagged"] = tutor.flagged
     record["risk_score"] = tutor.risk_score
     record["updated_at"] = _iso(tutor.scored_at)
     return record
-
-
-def _is_count(name: str) -> bool:
-    return not ("rate" in name or name.endswith(("_low", "_high", "_score")))
 
 
 def _reschedules(tutor_id: str) -> peewee.ModelSelect:

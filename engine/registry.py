@@ -16,7 +16,7 @@ import pluggy
 
 from engine import hookspecs
 from engine.config import Settings
-from engine.rulekit import RuleInfo
+from engine.rulekit import MetricNames, RuleInfo
 
 ENTRY_POINT_GROUP = "tutor_quality.rules"
 
@@ -77,10 +77,11 @@ def loaded_rules(pm: pluggy.PluginManager) -> list[LoadedRule]:
     return sorted(rules, key=lambda rule: rule.info.name)
 
 
-def metric_names(pm: pluggy.PluginManager) -> list[str]:
-    """Every metric any loaded rule produces, in rule then declaration order."""
+def metric_names(pm: pluggy.PluginManager) -> MetricNames:
+    """Every metric any loaded rule produces, in rule then declaration order, with which are counts."""
     infos = sorted(pm.hook.describe_rule(), key=lambda info: info.name)
-    return [name for info in infos for name in info.metrics]
+    return MetricNames(tuple(name for info in infos for name in info.metrics),
+                       frozenset(name for info in infos for name in info.counts))
 
 
 def _source(module: str, distributions: dict[str, list[str]]) -> str:

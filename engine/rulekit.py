@@ -16,12 +16,33 @@ Z_95 = 1.959963984540054
 
 @dataclass(frozen=True)
 class RuleInfo:
-    """Who a rule is: its name (unique), version, one-line purpose and the metrics it produces."""
+    """Who a rule is: its name (unique), version, one-line purpose and the metrics it produces.
+
+    ``counts`` names the metrics that are whole numbers; every other metric is a real number.
+    """
 
     name: str
     version: str
     description: str
     metrics: tuple[str, ...]
+    counts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MetricNames:
+    """Every metric the loaded rules produce, in order, and which of them are counts. Iterates as names."""
+
+    names: tuple[str, ...]
+    counts: frozenset[str] = frozenset()
+
+    def __iter__(self):
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.names
 
 
 @dataclass(frozen=True)

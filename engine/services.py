@@ -11,6 +11,7 @@ import pluggy
 from engine.config import Settings
 from engine.db import bind_database, open_database
 from engine.registry import get_plugin_manager, metric_names
+from engine.rulekit import MetricNames
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class Services:
     pm: pluggy.PluginManager
 
     @functools.cached_property
-    def metric_names(self) -> list[str]:
+    def metric_names(self) -> MetricNames:
         """Computed once: every read asks for it."""
         return metric_names(self.pm)
 

@@ -38,6 +38,7 @@ RULE = RuleInfo(
     version="1.0.0",
     description="Tutor-initiated reschedules as a share of all sessions, over 7, 30 and 90 days",
     metrics=_metric_names(),
+    counts=tuple(f"{kind}_{days}d" for days in WINDOW_DAYS for kind in ("sessions", "tutor_reschedules")),
 )
 
 

@@ -78,3 +78,21 @@ def test_a_plugin_rule_flags_and_advises_without_engine_changes(database, settin
         "recent_no_show": True, "reschedule_rate": False}
     assert "Missed a session in the past 7 days" in detail["insights"]
     assert page.tutors[0]["no_shows_7d"] == 1
+
+
+def test_a_plugins_real_valued_metric_is_not_rounded(database, settings):
+    class AverageRating:
+        @hookimpl
+        def describe_rule(self):
+            return RuleInfo("rating", "1", "average rating", ("avg_rating_30d",))
+
+        @hookimpl
+        def assess_tutor(self):
+            from engine.rulekit import Assessment
+            return Assessment(rule="rating", version="1", metrics={"avg_rating_30d": 4.6}, flagged=False)
+
+    pm = get_plugin_manager(settings, extra_plugins=[AverageRating()])
+    process_session(database, pm, settings, session("s1", "t1", NOW - dt.timedelta(days=1)), NOW)
+    with database.connection_context():
+        record = get_tutor_detail("t1", metric_names(pm))
+    assert record["avg_rating_30d"] == 4.6 and record["sessions_7d"] == 1 and isinstance(record["sessions_7d"], int)

@@ -8,7 +8,7 @@ from engine.hookspecs import hookimpl
 from engine.rulekit import Advice, Assessment, RuleInfo
 
 RULE = RuleInfo(name="recent_no_show", version="0.1.0", description="Any no-show in the last 7 days",
-                metrics=("no_shows_7d",))
+                metrics=("no_shows_7d",), counts=("no_shows_7d",))
 
 
 @hookimpl
