@@ -44,6 +44,9 @@ from engine.windows import (
 )
 
 LOOKBACK_DAYS = max(WINDOW_DAYS)
+# Daily history is kept for about 13 months: a session dated years back is stored and counted, but
+# does not make the tutor's series be recomputed (and written) day by day from then.
+HISTORY_HORIZON = dt.timedelta(days=400)
 
 
 def recount_days(tutor_id: str, days: Iterable[dt.date]) -> None:
@@ -155,7 +158,7 @@ def score_tutor(
     """
     now = max(now, tutor.scored_at or now)
     today = day_of(now)
-    start = min(changed_from, tutor.series_through or changed_from, today)
+    start = max(min(changed_from, tutor.series_through or changed_from, today), today - HISTORY_HORIZON)
     history = load_history(tutor, start, today)
     latest = history.daily.last_active or start
     persist_end = today if snapshot_through_today else min(max(latest, tutor.series_through or start, start), today)

@@ -244,3 +244,12 @@ def test_time_only_moves_forward_for_a_tutor(database, pm, settings):
     with database.connection_context():
         assert Tutor.get().scored_at == NOW
         assert [(e.kind, e.day) for e in RiskEvent.select().order_by(RiskEvent.day)] == events_before
+
+
+def test_a_session_dated_years_back_is_stored_without_recomputing_years_of_history(database, pm, settings):
+    process_all(database, pm, settings, [raw_session("old", "t1", NOW - dt.timedelta(days=3000)),
+                                         raw_session("new", "t1", NOW - DAY)])
+    with database.connection_context():
+        assert Session.select().count() == 2
+        assert ScoreSnapshot.select().count() <= 401
+        assert metric("t1", "sessions_90d") == 1
