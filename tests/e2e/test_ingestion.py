@@ -4,11 +4,15 @@ import concurrent.futures
 import datetime as dt
 import json
 import random
+import subprocess
 from pathlib import Path
+
+import pytest
 
 from engine.models import Session, TutorDailyCount
 from engine.validation import parse_datetime
 from tests.factories import oracle_rate, raw_session
+from tests.support.processes import tqs_argv
 
 SAMPLE = json.loads((Path(__file__).parent.parent / "data" / "sample.json").read_text())
 
@@ -30,24 +34,26 @@ def assert_each_session_counted_once(database, expected: int):
         assert sum(row.sessions for row in TutorDailyCount.select()) == expected
 
 
-def test_sessions_posted_over_http_are_scored_on_redis_and_postgres(postgres_database, postgres_url, private_redis,
-                                                                    make_stack):
-    stack = make_stack(postgres_database, postgres_url, f"redis://127.0.0.1:{private_redis.port}/0")
-    status, body = stack.client.request("POST", "/api/sessions", SAMPLE)
-    assert status == 202 and body["accepted"] == len(SAMPLE)
+@pytest.fixture(params=["postgres+redis", "sqlite+sqlite-queue"])
+def stack_of_each_kind(request, make_stack, tmp_path):
+    """The production pairing, and the embedded default the demo runs on."""
+    if request.param == "postgres+redis":
+        redis = request.getfixturevalue("private_redis")
+        return make_stack(request.getfixturevalue("postgres_database"), request.getfixturevalue("postgres_url"),
+                          f"redis://127.0.0.1:{redis.port}/0")
+    database, url = request.getfixturevalue("sqlite_database")
+    return make_stack(database, url, f"sqlite:///{tmp_path / 'queue.db'}")
+
+
+def test_sessions_posted_over_http_are_scored(stack_of_each_kind):
+    stack = stack_of_each_kind
+    for start in range(0, len(SAMPLE), 60):
+        status, body = stack.client.request("POST", "/api/sessions", SAMPLE[start:start + 60])
+        assert status == 202 and body["accepted"] == len(SAMPLE[start:start + 60])
     stack.wait_until_drained(len(SAMPLE))
     assert_rates_match(stack, SAMPLE, {r["tutor_id"] for r in SAMPLE})
-    assert_each_session_counted_once(postgres_database, len(SAMPLE))
+    assert_each_session_counted_once(stack.database, len(SAMPLE))
     assert "event=session_scored" in stack.worker.log()
-
-
-def test_the_embedded_default_runs_the_same_path_on_sqlite(sqlite_database, make_stack, tmp_path):
-    database, url = sqlite_database
-    stack = make_stack(database, url, f"sqlite:///{tmp_path / 'queue.db'}")
-    for start in range(0, len(SAMPLE), 50):
-        assert stack.client.request("POST", "/api/sessions", SAMPLE[start:start + 50])[0] == 202
-    stack.wait_until_drained(len(SAMPLE))
-    assert_rates_match(stack, SAMPLE, {r["tutor_id"] for r in SAMPLE})
     status, health = stack.client.request("GET", "/api/health")
     assert status == 200 and health["backlog"]["pending"] == 0
 
@@ -70,3 +76,14 @@ def test_four_worker_processes_keep_counts_exact(postgres_database, postgres_url
     stack.wait_until_drained(len(records))
     assert_each_session_counted_once(postgres_database, len(records))
     assert_rates_match(stack, records, {f"tutor-{i}" for i in range(5)})
+
+
+def test_tqs_ingest_without_sync_queues_through_the_inbox_for_the_worker(sqlite_database, make_stack, tmp_path):
+    database, url = sqlite_database
+    stack = make_stack(database, url, f"sqlite:///{tmp_path / 'queue.db'}")
+    sample_path = Path(__file__).parent.parent / "data" / "sample.json"
+    result = subprocess.run(tqs_argv("ingest", str(sample_path)), env=stack.env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0 and f"queued {len(SAMPLE)} sessions" in result.stderr
+    stack.wait_until_drained(len(SAMPLE))
+    assert_each_session_counted_once(database, len(SAMPLE))
