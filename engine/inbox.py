@@ -98,6 +98,7 @@ def process_items(
             return Processed([], {})
         by_session = {item.session_id: item for item in items}  # the newest row of each session in this batch
         _supersede(database, [item.id for item in items if by_session[item.session_id] is not item], now)
+        superseded: set[str] = set()
 
         def still_current(session_ids: list[str]) -> set[str]:
             newest = dict(
@@ -108,6 +109,7 @@ def process_items(
             )
             current = {sid for sid in session_ids if newest[sid] == by_session[sid].id}
             stale = [by_session[sid].id for sid in session_ids if sid not in current]
+            superseded.update(sid for sid in session_ids if sid not in current)
             if stale:
                 InboxItem.update(status="superseded", processed_at=now).where(InboxItem.id.in_(stale)).execute()
             return current
@@ -125,7 +127,9 @@ def process_items(
         except BatchFailed as failed:
             results, failures = failed.results, failed.failures
         by_id = {result.session_id: result for result in results}
-        return Processed([(item, by_id[item.session_id]) for item in live if item.session_id in by_id], failures)
+        scored = [(item, by_id[item.session_id]) for item in live
+                  if item.session_id in by_id and item.session_id not in superseded]
+        return Processed(scored, failures)
 
 
 def _supersede(database: peewee.Database, ids: list[int], now: dt.datetime) -> None:
