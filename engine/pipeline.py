@@ -149,8 +149,10 @@ def _lock_sessions(database: peewee.Database, session_ids: list[str]) -> None:
     ends up counted under exactly one of them."""
     if is_postgres(database):
         database.execute_sql(
-            "SELECT pg_advisory_xact_lock(hashtext(id)) FROM (SELECT unnest(%s::text[]) AS id ORDER BY 1) AS ids",
-            (sorted(set(session_ids)),),
+            # ordered by the lock key itself, so every transaction takes them in one order
+            "SELECT pg_advisory_xact_lock(key) "
+            "FROM (SELECT DISTINCT hashtext(unnest(%s::text[])) AS key ORDER BY 1) AS keys",
+            (list(set(session_ids)),),
         )
 
 
