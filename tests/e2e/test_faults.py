@@ -25,7 +25,7 @@ def many_sessions(count: int, tutors: int, seed: int) -> list[dict]:
 
 def test_a_consumer_killed_mid_batch_loses_nothing(postgres_database, postgres_url, private_redis, make_stack):
     stack = make_stack(postgres_database, postgres_url, f"redis://127.0.0.1:{private_redis.port}/0")
-    records = many_sessions(3000, tutors=60, seed=1)
+    records = many_sessions(5000, tutors=60, seed=1)
     for start in range(0, len(records), 500):
         assert stack.client.request("POST", "/api/sessions", records[start:start + 500])[0] == 202
     wait_until(lambda: stack.inbox_counts().get("processed", 0) > 0, 60, "the first sessions to be scored")
