@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import json
 import os
 import sys
@@ -24,8 +25,8 @@ from engine.services import Services, build_services
 from engine.tasks import register_tasks
 from engine.validation import ValidationError, parse_datetime, validate_session
 from engine.worker import run_worker
-from simulator import cli as simulator_commands
 
+COMMANDS_GROUP = "tutor_quality.commands"  # packages add tqs subcommands here: fn(command) registers them
 INGEST_BATCH = 500
 TABLE_COLUMNS = [
     ("tutor_id", 14), ("name", 22), ("sessions_30d", 8), ("reschedule_rate_7d", 8),
@@ -78,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     worker_cmd.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
     worker_cmd.add_argument("--threads", action="store_true", help="threads instead of processes")
     command("retry-failed", retry_failed, "queue again the sessions whose processing failed for good")
-    simulator_commands.add_commands(command)
+    for entry_point in importlib.metadata.entry_points(group=COMMANDS_GROUP):
+        entry_point.load()(command)  # simulator, and later the dashboard and notifications, add their commands
     rescore_cmd = command("rescore", rescore, "roll every tutor's windows forward and snapshot through today")
     rescore_cmd.add_argument("--as-of", type=_moment, help="rescore as of this ISO 8601 time (default: now)")
     rescore_cmd.add_argument("--rebuild", action="store_true", help="recompute everything derived from sessions")
