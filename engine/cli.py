@@ -16,7 +16,7 @@ import peewee
 from engine import inbox, queries
 from engine.config import ConfigError, Settings
 from engine.db import release_connections
-from engine.migrations import migrate
+from engine.migrations import migrate, schema_version
 from engine.pipeline import BatchFailed, process_batch, rescore_all, utc_now
 from engine.progress import Progress
 from engine.queue import create_huey
@@ -96,7 +96,8 @@ def _moment(text: str):
 
 def init_db(services: Services, args: argparse.Namespace) -> int:
     applied = migrate(services.database)
-    print(f"schema up to date ({'applied ' + ', '.join(map(str, applied)) if applied else 'nothing to apply'})")
+    done = f"applied {', '.join(map(str, applied))}" if applied else "nothing to apply"
+    print(f"schema at version {schema_version(services.database)} ({done})")
     return 0
 
 

@@ -28,6 +28,3 @@ def create_huey(queue_url: str) -> Huey:
         return MemoryHuey(QUEUE_NAME, immediate=True, results=False)
     raise ValueError(f"unsupported queue URL scheme {scheme!r}: use redis://, sqlite:/// or memory://")
 
-
-def is_immediate(huey: Huey) -> bool:
-    return bool(huey.immediate)

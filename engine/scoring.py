@@ -16,7 +16,7 @@ from collections.abc import Iterable
 import peewee
 import pluggy
 
-from engine.config import WINDOW_DAYS, Settings
+from engine.config import Settings
 from engine.db import take_new_values
 from engine.models import (
     Reschedule,
@@ -32,6 +32,7 @@ from engine.rulekit import Advice
 from engine.series import RiskTransition, SeriesPoint, compute_series, transitions
 from engine.windows import (
     COUNT_FIELDS,
+    MAX_WINDOW_DAYS,
     ONE_DAY,
     Counts,
     DailyCounts,
@@ -43,7 +44,6 @@ from engine.windows import (
     start_of_day,
 )
 
-LOOKBACK_DAYS = max(WINDOW_DAYS)
 # Daily history is kept for about 13 months: a session dated years back is stored and counted, but
 # does not make the tutor's series be recomputed (and written) day by day from then.
 HISTORY_HORIZON = dt.timedelta(days=400)
@@ -123,7 +123,7 @@ def load_reschedules(tutor_id: str, after: dt.datetime, until: dt.datetime) -> l
 
 def load_history(tutor: Tutor, first_day: dt.date, last_day: dt.date) -> TutorHistory:
     """Daily counts wide enough for every window of every day from ``first_day`` to ``last_day``."""
-    since = first_day - dt.timedelta(days=LOOKBACK_DAYS)
+    since = first_day - dt.timedelta(days=MAX_WINDOW_DAYS)
     rows = TutorDailyCount.select().where(
         (TutorDailyCount.tutor == tutor.tutor_id) & (TutorDailyCount.day >= since) & (TutorDailyCount.day <= last_day)
     )

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from engine.config import WINDOW_DAYS
+
 UTC = dt.UTC
 ONE_DAY = dt.timedelta(days=1)
 LAST_MICROSECOND = dt.time(23, 59, 59, 999_999)
@@ -128,8 +130,7 @@ class RescheduleFact:
 
 SessionsLoader = Callable[[list[dt.date]], Mapping[dt.date, Iterable[SessionFact]]]
 ReschedulesLoader = Callable[[dt.datetime, dt.datetime], Iterable[RescheduleFact]]
-MAX_WINDOW_DAYS = 90
-COMMON_WINDOWS = (7, 30, 90)
+MAX_WINDOW_DAYS = max(WINDOW_DAYS)
 
 
 class TutorHistory:
@@ -177,7 +178,7 @@ class TutorHistory:
 
     def _sessions_on(self, day: dt.date, as_of: dt.datetime) -> tuple[SessionFact, ...]:
         if day not in self._day_sessions:
-            wanted = {day, day_of(as_of)} | {day_of(as_of - dt.timedelta(days=n)) for n in COMMON_WINDOWS}
+            wanted = {day, day_of(as_of)} | {day_of(as_of - dt.timedelta(days=n)) for n in WINDOW_DAYS}
             wanted -= set(self._day_sessions)
             loaded = self._load_sessions(sorted(wanted))
             for each in wanted:
