@@ -36,6 +36,11 @@ class Settings:
     sweep_after_seconds: int = 180
     sweep_interval_seconds: int = 30
     log_level: str = "INFO"
+    dashboard_user: str = "admin"
+    dashboard_password: str = field(default="", repr=False)
+    dashboard_cookie_secret: str = field(default="", repr=False)
+    dashboard_refresh_seconds: int = 30
+    dashboard_origins: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.database_url:
@@ -89,6 +94,12 @@ def _keys(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _cookie_secret(raw: str) -> str:
+    if len(raw) < 32:
+        raise ValueError("must be at least 32 characters: python -c 'import secrets; print(secrets.token_hex(32))'")
+    return raw
+
+
 def _log_level(raw: str) -> str:
     level = raw.upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -116,6 +127,11 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TQS_SWEEP_AFTER_SECONDS": ("sweep_after_seconds", _positive_int),
     "TQS_SWEEP_INTERVAL_SECONDS": ("sweep_interval_seconds", _positive_int),
     "TQS_LOG_LEVEL": ("log_level", _log_level),
+    "TQS_DASHBOARD_USER": ("dashboard_user", str),
+    "TQS_DASHBOARD_PASSWORD": ("dashboard_password", str),
+    "TQS_DASHBOARD_COOKIE_SECRET": ("dashboard_cookie_secret", _cookie_secret),
+    "TQS_DASHBOARD_REFRESH_SECONDS": ("dashboard_refresh_seconds", _positive_int),
+    "TQS_DASHBOARD_ORIGINS": ("dashboard_origins", _keys),
 }
 
 

@@ -174,28 +174,3 @@ def reset_failed(database: peewee.Database) -> list[int]:
         if ids:
             InboxItem.update(status="pending", enqueued_at=None, attempts=0).where(InboxItem.id.in_(ids)).execute()
     return ids
-
-
-@dataclass(frozen=True)
-class Backlog:
-    pending: int
-    failed: int
-    oldest_pending_age_seconds: float | None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"pending": self.pending, "failed": self.failed,
-                "oldest_pending_age_seconds": self.oldest_pending_age_seconds}
-
-
-def backlog(database: peewee.Database, now: dt.datetime) -> Backlog:
-    with database.connection_context():
-        counts = dict(
-            InboxItem.select(InboxItem.status, peewee.fn.COUNT(InboxItem.id))
-            .where(InboxItem.status.in_(["pending", "failed"]))
-            .group_by(InboxItem.status)
-            .tuples()
-        )
-        oldest = (InboxItem.select(InboxItem.received_at).where(InboxItem.status == "pending")
-                  .order_by(InboxItem.received_at).first())
-    age = None if oldest is None else round((now - oldest.received_at).total_seconds(), 1)
-    return Backlog(counts.get("pending", 0), counts.get("failed", 0), age)

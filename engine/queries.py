@@ -16,16 +16,26 @@ from typing import Any
 
 import peewee
 
-from engine.models import Reschedule, RiskEvent, ScoreSnapshot, Session, Tutor, TutorMetric, TutorScore
+from engine.models import (
+    InboxItem,
+    Reschedule,
+    RiskEvent,
+    ScoreSnapshot,
+    Session,
+    Tutor,
+    TutorDailyCount,
+    TutorMetric,
+    TutorScore,
+)
 from engine.rulekit import MetricNames
 from engine.validation import storable
-from engine.windows import days_between
+from engine.windows import ONE_DAY, days_between
 
 MAX_PAGE = 500
 MAX_OFFSET = 2**31 - 1  # beyond this the database's integers overflow
 MAX_SEARCH = 200
 RECENT_RESCHEDULES = 10
-BASE_SORTS = ("risk_score", "updated_at", "tutor_id", "name")
+BASE_SORTS = ("risk_score", "flagged", "updated_at", "tutor_id", "name")
 
 
 class QueryError(ValueError):
@@ -54,7 +64,10 @@ def list_tutors(
     limit: int = 50,
     offset: int = 0,
 ) -> TutorPage:
-    """Tutors with their scores, filtered, searched, sorted (``-`` for descending, nulls last) and paged."""
+    """Tutors with their scores, filtered, searched, sorted (``-`` for descending, nulls last) and paged.
+
+    Ties go riskiest first, then by id, so every page of one query is stable.
+    """
     if not 1 <= limit <= MAX_PAGE:
         raise QueryError("limit", f"must be between 1 and {MAX_PAGE}")
     if not 0 <= offset <= MAX_OFFSET:
@@ -79,7 +92,7 @@ def list_tutors(
         )
         column = metric.value
     order = column.desc(nulls="LAST") if descending else column.asc(nulls="LAST")
-    page = list(query.order_by(order, Tutor.tutor_id).limit(limit).offset(offset))
+    page = list(query.order_by(order, Tutor.risk_score.desc(), Tutor.tutor_id).limit(limit).offset(offset))
     return TutorPage(_records(page, metric_names), total)
 
 
@@ -259,3 +272,82 @@ def latest_scoring() -> dt.datetime | None:
     latest = (Tutor.select(Tutor.scored_at).where(Tutor.scored_at.is_null(False))
               .order_by(Tutor.scored_at.desc()).first())
     return latest.scored_at if latest else None
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Sessions accepted but not yet scored, and those that failed for good."""
+
+    pending: int
+    failed: int
+    oldest_pending_age_seconds: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"pending": self.pending, "failed": self.failed,
+                "oldest_pending_age_seconds": self.oldest_pending_age_seconds}
+
+
+def backlog(now: dt.datetime) -> Backlog:
+    counts = dict(
+        InboxItem.select(InboxItem.status, peewee.fn.COUNT(InboxItem.id))
+        .where(InboxItem.status.in_(["pending", "failed"]))
+        .group_by(InboxItem.status)
+        .tuples()
+    )
+    oldest = (InboxItem.select(InboxItem.received_at).where(InboxItem.status == "pending")
+              .order_by(InboxItem.received_at).first())
+    age = None if oldest is None else round((now - oldest.received_at).total_seconds(), 1)
+    return Backlog(counts.get("pending", 0), counts.get("failed", 0), age)
+
+
+def flagged_count(on: dt.date | None = None) -> int:
+    """Tutors flagged now, or (``on``) at the end of that day: any rule whose last event by then was a raise."""
+    if on is None:
+        return Tutor.select().where(Tutor.flagged).count()
+    latest = (
+        RiskEvent.select(
+            RiskEvent.tutor, RiskEvent.kind,
+            peewee.fn.ROW_NUMBER().over(partition_by=[RiskEvent.tutor, RiskEvent.rule],
+                                        order_by=[RiskEvent.day.desc(), RiskEvent.id.desc()]).alias("position"),
+        )
+        .where(RiskEvent.day <= on)
+        .alias("latest")
+    )
+    query = (
+        RiskEvent.select(peewee.fn.COUNT(latest.c.tutor_id.distinct()))
+        .from_(latest)
+        .where((latest.c.position == 1) & (latest.c.kind == "raised"))
+    )
+    return query.scalar() or 0
+
+
+def metric_totals(names: Iterable[str]) -> dict[str, float]:
+    """The sum of each named metric over every tutor (0 when no tutor has it): counts add up to pooled rates."""
+    names = list(names)
+    totals = dict.fromkeys(names, 0.0)
+    rows = (TutorMetric.select(TutorMetric.name, peewee.fn.SUM(TutorMetric.value))
+            .where(TutorMetric.name.in_(names)).group_by(TutorMetric.name).tuples())
+    totals.update({name: float(total or 0) for name, total in rows})
+    return totals
+
+
+def sessions_stored_since(moment: dt.datetime) -> int:
+    """Sessions new or changed (and so scored) since ``moment``."""
+    return Session.select().where(Session.updated_at >= moment).count()
+
+
+def sessions_per_week(tutor_id: str, today: dt.date, weeks: int = 12) -> list[dict[str, Any]]:
+    """Sessions by status in each of the last ``weeks`` seven-day spans ending ``today``, oldest first."""
+    first = today - dt.timedelta(days=7 * weeks - 1)
+    spans = [{"week_start": (first + dt.timedelta(days=7 * i)).isoformat(),
+              "week_end": (first + dt.timedelta(days=7 * i + 6)).isoformat(),
+              "sessions": 0, "completed": 0, "rescheduled": 0, "no_shows": 0} for i in range(weeks)]
+    if not storable(tutor_id):
+        return spans
+    days = TutorDailyCount.select().where(
+        (TutorDailyCount.tutor == tutor_id) & (TutorDailyCount.day >= first) & (TutorDailyCount.day <= today))
+    for day in days:
+        span = spans[(day.day - first) // (7 * ONE_DAY)]
+        for name in ("sessions", "completed", "rescheduled", "no_shows"):
+            span[name] += getattr(day, name)
+    return spans

@@ -32,10 +32,11 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
                      help="after the replay, keep posting RATE new sessions a minute (until Ctrl-C)")
     ev = command("evaluate", evaluate, "compare the current flags with the simulator's ground truth")
     ev.add_argument("--truth", type=Path, required=True)
-    demo = command("demo", demo_command, "the embedded demo: API, worker and 90 days of data on SQLite",
+    demo = command("demo", demo_command, "the embedded demo: API, worker, dashboard and 90 days of data on SQLite",
                    connect=False)
     _generation_options(demo)
-    demo.add_argument("--port", type=int, default=8000)
+    demo.add_argument("--port", type=int, default=8000, help="the API's port")
+    demo.add_argument("--dashboard-port", type=int, default=5006)
     demo.add_argument("--fresh", action="store_true", help="throw away the demo data and generate it again")
     demo.add_argument("--live", type=float, default=6, metavar="RATE", help="new sessions a minute (default 6)")
 
@@ -107,4 +108,4 @@ def evaluate(services: Services, args: argparse.Namespace) -> int:
 
 def demo_command(services: Services, args: argparse.Namespace) -> int:
     return run_demo(services.settings.data_dir, args.port, args.fresh, args.seed, args.tutors,
-                    args.sessions_per_day, args.live)
+                    args.sessions_per_day, args.live, args.dashboard_port)

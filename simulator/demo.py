@@ -1,7 +1,7 @@
 """``tqs demo``: the whole product on one machine with nothing installed but Python.
 
-SQLite database and SQLite-backed queue under ``<data dir>/demo``, a worker and the API
-as child processes, 90 days of synthetic sessions replayed through the real API, then a
+SQLite database and SQLite-backed queue under ``<data dir>/demo``, a worker, the API and
+the dashboard as child processes, 90 days of synthetic sessions replayed through the real API, then a
 live trickle of new sessions. Ctrl-C stops everything. A second run reuses the data
 (``--fresh`` rebuilds it).
 """
@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 from simulator.generate import SessionFactory, simulate
@@ -45,7 +46,7 @@ class Child:
 
 
 def run_demo(data_dir: Path, port: int, fresh: bool, seed: int, tutors: int, sessions_per_day: float,
-             live_rate: float, workers: int = 2) -> int:
+             live_rate: float, dashboard_port: int, workers: int = 2) -> int:
     started = time.monotonic()
     demo_dir = data_dir / "demo"
     if fresh and demo_dir.exists():
@@ -53,16 +54,19 @@ def run_demo(data_dir: Path, port: int, fresh: bool, seed: int, tutors: int, ses
     demo_dir.mkdir(parents=True, exist_ok=True)
     state_path = demo_dir / "demo.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else None
-    api_key = _api_key(demo_dir)
+    api_key = _secret(demo_dir / "api_key")
+    dashboard_password = _secret(demo_dir / "dashboard_password")
     env = {**os.environ, "TQS_DATA_DIR": str(demo_dir),
            "TQS_DATABASE_URL": f"sqlite:///{demo_dir / 'tutor_quality.db'}",
            "TQS_QUEUE_URL": f"sqlite:///{demo_dir / 'queue.db'}", "TQS_API_KEYS": api_key,
-           "TQS_SWEEP_INTERVAL_SECONDS": "5"}
+           "TQS_SWEEP_INTERVAL_SECONDS": "5", "TQS_DASHBOARD_USER": "admin",
+           "TQS_DASHBOARD_PASSWORD": dashboard_password}
     command = [sys.executable, "-m", "engine"]
     children = [
         Child("worker", [*command, "worker", "--workers", str(workers)], env, demo_dir / "worker.log"),
         Child("api", [*command, "api", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)], env,
               demo_dir / "api.log"),
+        Child("dashboard", [*command, "dashboard", "--port", str(dashboard_port)], env, demo_dir / "dashboard.log"),
     ]
     (demo_dir / "demo.pids").write_text("\n".join(str(c.process.pid) for c in children) + "\n")
     stop = threading.Event()
@@ -90,11 +94,13 @@ def run_demo(data_dir: Path, port: int, fresh: bool, seed: int, tutors: int, ses
         simulation.factory = SessionFactory(simulation.tutors, simulation.factory.rng,
                                             simulation.factory.students.fake,
                                             prefix=f"live-{int(time.time())}-")
+        _wait_for_dashboard(dashboard_port, children, stop)
         print(f"\nTutor Quality demo ready in {time.monotonic() - started:.1f}s")
         print(f"  API        http://127.0.0.1:{port}/api/tutors   (docs: http://127.0.0.1:{port}/api/openapi.json)")
         print(f"  API key    {api_key}")
+        print(f"  Dashboard  http://127.0.0.1:{dashboard_port}/   (login: admin / {dashboard_password})")
         print(f"  try        curl -H 'Authorization: Bearer {api_key}' 'http://127.0.0.1:{port}/api/tutors?flagged=true'")
-        print(f"  data       {demo_dir} (logs: api.log, worker.log; ground truth: truth.json)")
+        print(f"  data       {demo_dir} (logs: api.log, worker.log, dashboard.log; ground truth: truth.json)")
         print(f"  live       {live_rate:g} new sessions a minute; Ctrl-C stops everything", flush=True)
         if live_rate > 0:
             feed = threading.Thread(target=_feed, args=(simulation, target, live_rate, stop), daemon=True)
@@ -116,8 +122,8 @@ def run_demo(data_dir: Path, port: int, fresh: bool, seed: int, tutors: int, ses
         print("demo stopped", flush=True)
 
 
-def _api_key(demo_dir: Path) -> str:
-    path = demo_dir / "api_key"
+def _secret(path: Path) -> str:
+    """A random secret kept in the demo directory (owner-only), so a second run signs in the same way."""
     if not path.exists():
         path.write_text(secrets.token_urlsafe(24))
         path.chmod(0o600)
@@ -133,6 +139,20 @@ def _wait_for_api(target: ApiTarget, children: list[Child], stop: threading.Even
         except ApiError:
             if any(child.process.poll() is not None for child in children) or time.monotonic() > deadline:
                 raise ApiError("the API did not start; see api.log and worker.log in the demo directory") from None
+            time.sleep(0.1)
+    raise ApiError("interrupted while starting")
+
+
+def _wait_for_dashboard(port: int, children: list[Child], stop: threading.Event, timeout: float = 60) -> None:
+    """The dashboard imports Panel and hvPlot, so it listens a few seconds after the API."""
+    deadline = time.monotonic() + timeout
+    while not stop.is_set():
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2):
+                return
+        except OSError:
+            if any(child.process.poll() is not None for child in children) or time.monotonic() > deadline:
+                raise ApiError("the dashboard did not start; see dashboard.log in the demo directory") from None
             time.sleep(0.1)
     raise ApiError("interrupted while starting")
 

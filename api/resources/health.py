@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import falcon
 
-from engine import inbox
+from engine import queries
 from engine.services import Services
 from engine.tasks import Tasks
 
@@ -19,7 +19,8 @@ class HealthResource:
         database, queue = {"ok": True}, {"ok": True}
         body: dict = {"status": "ok", "database": database, "queue": queue}
         try:
-            body["backlog"] = inbox.backlog(self._services.database, self._tasks.clock()).as_dict()
+            with self._services.database.connection_context():
+                body["backlog"] = queries.backlog(self._tasks.clock()).as_dict()
         except Exception as exc:  # report, do not fail: health must answer when the database is down
             database.update(ok=False, error=type(exc).__name__)
         try:

@@ -1,0 +1,85 @@
+"""The page: top bar, header numbers, the tutor list and the selected tutor, refreshed on a timer.
+
+One :class:`DashboardApp` per browser session, all sharing one :class:`DashboardStore`.
+The refresh queries again with the admin's own state, so it keeps their selection,
+filters, sort and page; rows are replaced in place, so the scroll position stays.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import panel as pn
+from panel.viewable import Viewer
+
+from dashboard.detail import TutorDetail
+from dashboard.header import Header
+from dashboard.state import DashboardState
+from dashboard.store import DashboardStore
+from dashboard.text import esc
+from dashboard.theme import STYLESHEETS
+from dashboard.tutor_list import TutorList
+from engine.logs import log_event
+
+logger = logging.getLogger("tutor_quality.dashboard")
+
+
+class DashboardApp(Viewer):
+    def __init__(self, store: DashboardStore, state: DashboardState, refresh_seconds: int, user: str | None = None,
+                 **params):
+        super().__init__(**params)
+        self.state, self.refresh_seconds, self.user = state, refresh_seconds, user
+        self.header = Header(store, state, refresh_seconds)
+        self.tutors = TutorList(store, state)
+        self.detail = TutorDetail(store, state)
+        self.notice = pn.pane.HTML("", visible=False, sizing_mode="stretch_width", stylesheets=STYLESHEETS,
+                                   margin=(0, 10))
+
+    def refresh(self) -> None:
+        """Read everything on screen again; on failure keep what is shown and say so."""
+        started = time.perf_counter()
+        try:
+            with pn.io.hold():
+                self.header.refresh()
+                self.tutors.refresh()
+                self.detail.refresh()
+                self.notice.visible = False
+        except Exception as exc:  # the database is down, say: the admin keeps the last figures
+            log_event(logger, "dashboard_refresh_failed", logging.WARNING, error=type(exc).__name__)
+            self.notice.object = ('<p class="tq tq-notice" role="alert">The database cannot be reached just now: '
+                                  f'these are the last figures read. Trying again every {self.refresh_seconds} s.</p>')
+            self.notice.visible = True
+            return
+        log_event(logger, "dashboard_refreshed", logging.DEBUG, ms=1000 * (time.perf_counter() - started))
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        signed_in = f"Signed in as {esc(self.user)} \u00b7 " if self.user else ""
+        topbar = pn.pane.HTML(
+            f'<header class="tq tq-topbar"><div><h1>Tutor Quality</h1><span class="tq-sub">Tutor reliability: '
+            f'who needs coaching this week</span></div><span class="tq-sub">{signed_in}<a href="logout">Sign out</a>'
+            f'</span></header>', sizing_mode="stretch_width", stylesheets=STYLESHEETS, margin=0)
+        self.detail.layout.styles = {**self.detail.layout.styles, "flex": "1 1 420px"}
+        tutors = pn.Column(self.tutors, sizing_mode="stretch_width", styles={"flex": "2 1 560px"}, min_width=300)
+        main = pn.FlexBox(self.detail, tutors, flex_direction="row-reverse", flex_wrap="wrap", gap="12px",
+                          align_items="flex-start", sizing_mode="stretch_width", margin=(0, 10))
+        return pn.Column(topbar, self.notice, self.header, main, sizing_mode="stretch_width",
+                         styles={"max-width": "1600px", "margin": "0 auto"})
+
+
+def create_page(store: DashboardStore, refresh_seconds: int) -> pn.viewable.Viewable:
+    """One admin's page, built from the URL's query string, refreshing every ``refresh_seconds``."""
+    started = time.perf_counter()
+    state = DashboardState()
+    if pn.state.location is not None:
+        state.bind_location(pn.state.location)
+    try:
+        app = DashboardApp(store, state, refresh_seconds, user=pn.state.user)
+    except Exception as exc:
+        log_event(logger, "dashboard_page_failed", logging.ERROR, error=type(exc).__name__)
+        return pn.pane.HTML('<p class="tq tq-notice" role="alert">The dashboard cannot read its database just now. '
+                            'Reload this page in a minute.</p>', stylesheets=STYLESHEETS)
+    pn.state.add_periodic_callback(app.refresh, period=refresh_seconds * 1000)
+    log_event(logger, "dashboard_page_built", tutor_selected=bool(state.tutor),
+              ms=1000 * (time.perf_counter() - started))
+    return app

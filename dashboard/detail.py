@@ -1,0 +1,179 @@
+"""One tutor's story: the numbers, the rate over time, why they are flagged, and what to do.
+
+Every loaded rule's flag, explanation, insights and recommendations are shown the same
+way, so a new rule appears here without a change to this module.
+"""
+
+from __future__ import annotations
+
+import panel as pn
+from panel.viewable import Viewer
+
+from dashboard.charts import chart_legend, rate_chart
+from dashboard.state import DashboardState
+from dashboard.store import DashboardStore, TutorStory, rate_metric, sessions_metric
+from dashboard.text import FLAG_ICON, OK_ICON, day, esc, flag_badge, hours, moment, percent, plural
+from dashboard.theme import STYLESHEETS
+from engine.config import WINDOW_DAYS
+from engine.explanations import describe_explanation
+
+
+class TutorDetail(Viewer):
+    def __init__(self, store: DashboardStore, state: DashboardState, **params):
+        super().__init__(**params)
+        self._store, self._state = store, state
+        self._chart_points: list | None = None
+        html = dict(sizing_mode="stretch_width", stylesheets=STYLESHEETS, margin=(4, 10))
+        self.close = pn.widgets.Button(label="\u2715 Close", color="light", width=90, align="start",
+                                       description="Close the tutor detail")
+        self.close.on_click(lambda _: setattr(state, "tutor", ""))
+        self.head = pn.pane.HTML(**html)
+        self.chart = pn.pane.HoloViews(None, sizing_mode="stretch_width", height=300, margin=(0, 10),
+                                       linked_axes=False)
+        self.chart_caption = pn.pane.HTML(**html)
+        self.body = pn.pane.HTML(**html)
+        self.layout = pn.Column(
+            pn.Row(self.head, self.close, sizing_mode="stretch_width"), self.chart, self.chart_caption, self.body,
+            sizing_mode="stretch_width", visible=False, min_width=300, css_classes=["tq-detail"],
+            styles={"background": "#fff", "border": "1px solid #d9dee5", "border-radius": "10px"},
+        )
+        state.param.watch(lambda _: self.refresh(), ["tutor"])
+        self.refresh()
+
+    def refresh(self) -> None:
+        tutor_id = self._state.tutor
+        if not tutor_id:
+            self.layout.visible = False
+            self._chart_points = None
+            return
+        story = self._store.tutor_story(tutor_id)
+        with pn.io.hold():
+            self.layout.visible = True
+            if story is None:
+                self.head.object = (f'<div class="tq"><h2>Unknown tutor</h2><p class="tq-notice">No tutor with id '
+                                    f'<b>{esc(tutor_id)}</b> has sent a session yet.</p></div>')
+                self.chart.visible = self.chart_caption.visible = self.body.visible = False
+                return
+            self.chart.visible = self.chart_caption.visible = self.body.visible = True
+            self.head.object = render_head(story)
+            self._show_chart(story)
+            self.body.object = render_body(story)
+
+    def _show_chart(self, story: TutorStory) -> None:
+        if story.points == self._chart_points:
+            return  # unchanged: keep the chart as the admin left it
+        self._chart_points = story.points
+        chart = rate_chart(story.points, self._store.threshold)
+        self.chart.object = chart
+        self.chart.visible = chart is not None
+        self.chart_caption.object = (
+            f'<div class="tq">{chart_legend(self._store.threshold)}<p class="tq-legend">Tutor-initiated reschedules '
+            f'as a share of sessions over the last 90 days, one point a day.</p></div>' if chart is not None else "")
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        return self.layout
+
+
+def render_head(story: TutorStory) -> str:
+    detail = story.detail
+    facts = []
+    for days in WINDOW_DAYS:
+        rate = rate_metric(days)
+        low, high = detail.get(f"{rate}_low"), detail.get(f"{rate}_high")
+        interval = f"<small>95% CI {low:.0f}\u2013{high:.0f}%</small>" if low is not None and high is not None else ""
+        sessions = detail.get(sessions_metric(days))
+        count = f"<small>{plural(sessions, 'session')}</small>" if sessions is not None else ""
+        facts.append(f'<div class="tq-fact" data-window="{days}"><dt>{days}-day rate</dt>'
+                     f'<dd>{percent(detail.get(rate))}{interval}{count}</dd></div>')
+    facts.append(f'<div class="tq-fact"><dt>Risk score</dt><dd>{detail["risk_score"]:.0f}<small>of 100</small></dd>'
+                 f'</div>')
+    name = detail["name"] or detail["tutor_id"]
+    return (f'<div class="tq"><div class="tq-detail-head"><div><h2 data-tutor-id="{esc(detail["tutor_id"])}">'
+            f'{esc(name)}</h2><span class="tq-muted">{esc(detail["tutor_id"])} \u00b7 updated '
+            f'{moment(detail["updated_at"])}</span></div>{flag_badge(detail["flagged"])}</div>'
+            f'<dl class="tq-facts">{"".join(facts)}</dl></div>')
+
+
+def render_body(story: TutorStory) -> str:
+    sections = [_why(story), _advice(story), _reschedules(story), _sessions(story), _events(story)]
+    return f'<div class="tq">{"".join(sections)}</div>'
+
+
+def _section(title: str, content: str, name: str) -> str:
+    return f'<section class="tq-section" data-section="{name}"><h3>{title}</h3>{content}</section>'
+
+
+def _items(lines: list[str], empty: str) -> str:
+    if not lines:
+        return f'<p class="tq-empty">{empty}</p>'
+    return "<ul>" + "".join(f"<li>{esc(line)}</li>" for line in lines) + "</ul>"
+
+
+def _why(story: TutorStory) -> str:
+    lines = []
+    for flag in story.detail["flags"]:
+        state = (f'<span class="tq-raised">{FLAG_ICON} flagged</span>' if flag["flagged"]
+                 else f'<span class="tq-cleared">{OK_ICON} not flagged</span>')
+        lines.append(f'<li><b>{esc(flag["rule"])}</b> {esc(flag["rule_version"])}: {state}. '
+                     f'{esc(describe_explanation(flag["explanation"] or {}))}</li>')
+    content = f"<ul>{''.join(lines)}</ul>" if lines else '<p class="tq-empty">No rule has scored this tutor.</p>'
+    return _section("Why", content, "why")
+
+
+def _advice(story: TutorStory) -> str:
+    detail = story.detail
+    return (_section("What the numbers show", _items(detail["insights"], "Nothing stands out."), "insights")
+            + _section("What to do", _items(detail["recommendations"], "No action needed."), "recommendations"))
+
+
+def _reschedules(story: TutorStory) -> str:
+    rows = story.detail["recent_reschedules"]
+    if not rows:
+        return _section("Recent reschedules", '<p class="tq-empty">No reschedules.</p>', "reschedules")
+    body = "".join(
+        f"<tr><td>{moment(r['original_time'])}</td><td>{moment(r['new_time'])}</td><td>{esc(r['initiator'])}</td>"
+        f"<td>{esc(r['reason'] or '')}</td><td>{hours(r['notice_hours'])}</td></tr>" for r in rows)
+    table = ('<div class="tq-scroll"><table class="tq-table"><thead><tr><th scope="col">Was</th>'
+             '<th scope="col">Moved to</th><th scope="col">By</th><th scope="col">Reason</th>'
+             f'<th scope="col">Notice</th></tr></thead><tbody>{body}</tbody></table></div>')
+    return _section(f"Recent reschedules (last {len(rows)})", table, "reschedules")
+
+
+def _sessions(story: TutorStory) -> str:
+    summary = story.detail["session_summary"]
+    total = summary["total"] or 1
+    parts = [("c", "completed", summary["completed"]), ("r", "rescheduled", summary["rescheduled"]),
+             ("n", "no-show", summary["no_show"])]
+    bar = "".join(f'<span class="{css}" style="width:{100 * n / total:.1f}%"></span>' for css, _, n in parts)
+    mix = [(n, f"{label} ({100 * n / total:.0f}%)") for _, label, n in parts]
+    spoken = ", ".join(f"{n} {label}" for n, label in mix)
+    shown = " \u00b7 ".join(f"<b>{n}</b> {label}" for n, label in mix)
+    weeks = story.weeks
+    peak = max((w["sessions"] for w in weeks), default=0) or 1
+    bars = "".join(f'<span style="height:{100 * w["sessions"] / peak:.0f}%" title="{w["sessions"]} sessions, week '
+                   f'of {day(w["week_start"])}"></span>' for w in weeks)
+    average = sum(w["sessions"] for w in weeks) / len(weeks)
+    span = f'first {day(summary["first_session_at"])}, last {day(summary["last_session_at"])}'
+    content = (
+        f'<p class="tq-legend">{plural(summary["total"], "session")} in all, {span}</p>'
+        f'<div class="tq-mix" role="img" aria-label="{spoken}">{bar}</div><p class="tq-legend">{shown}</p>'
+        f'<p class="tq-legend">Sessions per week, last {len(weeks)} weeks: <b>{average:.1f}</b> on average</p>'
+        f'<div class="tq-weeks" role="img" aria-label="Sessions per week, oldest first: '
+        f'{", ".join(str(w["sessions"]) for w in weeks)}">{bars}</div>'
+        f'<div class="tq-weeks-axis"><span>{day(weeks[0]["week_start"])}</span>'
+        f'<span>{day(weeks[-1]["week_end"])}</span></div>')
+    return _section("Sessions", content, "sessions")
+
+
+def _events(story: TutorStory) -> str:
+    risk_events = [e for e in story.events if e["type"] == "risk"]
+    if not risk_events:
+        return _section("Flag history", '<p class="tq-empty">Never flagged in the last 90 days.</p>', "events")
+    lines = []
+    for event in reversed(risk_events):
+        raised = event["kind"] == "raised"
+        what = (f'<span class="tq-raised">{FLAG_ICON} Raised</span>' if raised
+                else f'<span class="tq-cleared">{OK_ICON} Cleared</span>')
+        lines.append(f'<li>{day(event["date"])}: {what} by {esc(event["rule"])}. '
+                     f'{esc(describe_explanation(event["explanation"] or {}))}</li>')
+    return _section("Flag history", f"<ul>{''.join(lines)}</ul>", "events")

@@ -1,0 +1,128 @@
+"""The dashboard's data: every read goes through :mod:`engine.queries`, one connection per call.
+
+One store serves every admin's session; the overview (the same for everyone) is kept for a
+few seconds so that many open dashboards refreshing every 30 seconds cost one query set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from engine import queries
+from engine.pipeline import utc_now
+from engine.services import Services
+from engine.windows import day_of
+
+HISTORY_DAYS = 90
+WEEKS_SHOWN = 12
+
+
+def rate_metric(window_days: int) -> str:
+    return f"reschedule_rate_{window_days}d"
+
+
+def sessions_metric(window_days: int) -> str:
+    return f"sessions_{window_days}d"
+
+
+def reschedules_metric(window_days: int) -> str:
+    return f"tutor_reschedules_{window_days}d"
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The header's numbers, as of ``as_of``."""
+
+    as_of: dt.datetime
+    window_days: int
+    tutors: int
+    flagged: int
+    flagged_week_ago: int
+    sessions: int
+    tutor_reschedules: int
+    scored_today: int
+    backlog: queries.Backlog
+
+    @property
+    def rate(self) -> float | None:
+        """Every tutor's reschedules over every tutor's sessions in the window, in percent."""
+        return None if not self.sessions else round(100 * self.tutor_reschedules / self.sessions, 2)
+
+
+@dataclass(frozen=True)
+class TutorStory:
+    """Everything the detail view shows about one tutor."""
+
+    detail: dict[str, Any]
+    points: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    weeks: list[dict[str, Any]]
+
+
+class DashboardStore:
+    def __init__(self, services: Services, clock: Callable[[], dt.datetime] = utc_now,
+                 overview_seconds: float = 5.0):
+        self.services, self.clock = services, clock
+        self._overview_seconds = overview_seconds
+        self._overviews: dict[int, tuple[float, Overview]] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def metric_names(self):
+        return self.services.metric_names
+
+    @property
+    def sortable_fields(self) -> list[str]:
+        return queries.sortable_fields(self.metric_names)
+
+    @property
+    def threshold(self) -> float:
+        return self.services.settings.reschedule_threshold
+
+    def overview(self, window_days: int) -> Overview:
+        with self._lock:
+            cached = self._overviews.get(window_days)
+            if cached and time.monotonic() - cached[0] < self._overview_seconds:
+                return cached[1]
+        overview = self._read_overview(window_days)
+        with self._lock:
+            self._overviews[window_days] = (time.monotonic(), overview)
+        return overview
+
+    def _read_overview(self, window_days: int) -> Overview:
+        now = self.clock()
+        today = day_of(now)
+        sessions, moved = sessions_metric(window_days), reschedules_metric(window_days)
+        with self.services.database.connection_context():
+            totals = queries.metric_totals([sessions, moved])
+            return Overview(
+                as_of=now,
+                window_days=window_days,
+                tutors=queries.list_tutors(self.metric_names, limit=1).total,
+                flagged=queries.flagged_count(),
+                flagged_week_ago=queries.flagged_count(on=today - dt.timedelta(days=7)),
+                sessions=int(totals[sessions]),
+                tutor_reschedules=int(totals[moved]),
+                scored_today=queries.sessions_stored_since(dt.datetime.combine(today, dt.time(), tzinfo=dt.UTC)),
+                backlog=queries.backlog(now),
+            )
+
+    def tutor_page(self, flagged: bool | None, search: str, sort: str, limit: int, offset: int) -> queries.TutorPage:
+        with self.services.database.connection_context():
+            return queries.list_tutors(self.metric_names, flagged=flagged, search=search or None, sort=sort,
+                                       limit=limit, offset=offset)
+
+    def tutor_story(self, tutor_id: str) -> TutorStory | None:
+        today = day_of(self.clock())
+        with self.services.database.connection_context():
+            detail = queries.get_tutor_detail(tutor_id, self.metric_names)
+            if detail is None:
+                return None
+            history = queries.get_tutor_history(tutor_id, HISTORY_DAYS, today, self.metric_names) or {}
+            weeks = queries.sessions_per_week(tutor_id, today, WEEKS_SHOWN)
+        return TutorStory(detail, history.get("points", []), history.get("events", []), weeks)

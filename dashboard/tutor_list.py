@@ -1,0 +1,164 @@
+"""The tutor list: filters, search, and one server-side page of tutors in a Tabulator.
+
+Sorting and paging happen in the database (``engine.queries.list_tutors``); the browser
+only ever holds the page on screen. A row's tutor name is also a link, so the list works
+from the keyboard: Tab to a name, Enter opens the tutor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import panel as pn
+from panel.viewable import Viewer
+
+from dashboard.paged_table import QueryPagedTabulator
+from dashboard.state import DEFAULT_SORT, WINDOWS, DashboardState
+from dashboard.store import DashboardStore, rate_metric, sessions_metric
+from dashboard.text import esc, flag_badge, moment, rate_with_interval
+from dashboard.theme import STYLESHEETS
+
+PAGE_SIZE = 25
+RISK_LABELS = {"All tutors": "all", "Flagged": "flagged", "Not flagged": "ok"}
+COLUMNS = ["tutor", "rate", "flag", "sessions", "risk", "updated"]
+# Tabulator's own column options: which columns a narrow screen hides first (highest first).
+COLUMN_OPTIONS = [
+    {"field": "tutor", "responsive": 0, "minWidth": 140, "headerSortStartingDir": "asc"},
+    {"field": "rate", "responsive": 0, "minWidth": 110},
+    {"field": "flag", "responsive": 0, "minWidth": 100},
+    {"field": "sessions", "responsive": 2, "minWidth": 80},
+    {"field": "risk", "responsive": 1, "minWidth": 70},
+    {"field": "updated", "responsive": 3, "minWidth": 110},
+]
+CLICK_KEEPS_PAGE = "if(!(event.ctrlKey||event.metaKey||event.shiftKey||event.button))event.preventDefault()"
+
+
+def sort_field(key: str, window_days: int) -> str:
+    """The read layer's sort field for a table column in the chosen window."""
+    return {"tutor": "name", "rate": rate_metric(window_days), "flag": "flagged",
+            "sessions": sessions_metric(window_days), "risk": "risk_score", "updated": "updated_at"}[key]
+
+
+class TutorList(Viewer):
+    def __init__(self, store: DashboardStore, state: DashboardState, **params):
+        super().__init__(**params)
+        self._store, self._state = store, state
+        self._showing = False  # True while refresh() sets the table, whose own events must not echo back
+        self.window = pn.widgets.RadioButtonGroup(
+            label="Window", options={f"{d} days": d for d in WINDOWS}, value=state.window, color="primary",
+            variant="outline", width=240, margin=(4, 10))
+        self.risk = pn.widgets.RadioButtonGroup(
+            label="Risk", options=RISK_LABELS, value=state.risk, color="primary", variant="outline",
+            width=290, margin=(4, 10))
+        self.search = pn.widgets.TextInput(
+            label="Search tutors", value=state.search, placeholder="Tutor id or name, then Enter",
+            sizing_mode="stretch_width", min_width=200, max_length=200, margin=(4, 10))
+        self.table = QueryPagedTabulator(
+            page_size=PAGE_SIZE, show_index=False, disabled=True, selectable=False, layout="fit_columns",
+            sizing_mode="stretch_width", formatters={name: {"type": "html"} for name in ("tutor", "rate", "flag")},
+            hidden_columns=["tutor_id"], header_align={"sessions": "right", "risk": "right"},
+            stylesheets=STYLESHEETS, min_width=300,
+            configuration={"responsiveLayout": "hide", "columns": COLUMN_OPTIONS,
+                           "columnDefaults": {"headerWordWrap": True, "headerSortStartingDir": "desc"},
+                           "placeholder": "No tutors match these filters"},
+        )
+        self.count = pn.pane.HTML(stylesheets=STYLESHEETS, margin=(0, 10), sizing_mode="stretch_width")
+        self._link_widgets()
+        self.refresh()
+
+    def _link_widgets(self) -> None:
+        state = self._state
+        self.window.param.watch(lambda e: state.param.update(window=e.new), "value")
+        self.risk.param.watch(lambda e: state.param.update(risk=e.new, page=1), "value")
+        self.search.param.watch(lambda e: state.param.update(search=e.new.strip(), page=1), "value")
+        self.table.param.watch(self._table_moved, ["page", "sorters"])
+        self.table.on_click(self._row_clicked)
+        state.param.watch(self._state_changed, ["window", "risk", "search", "sort", "page", "tutor"])
+
+    def _table_moved(self, *events) -> None:
+        if self._showing:
+            return
+        changes: dict[str, Any] = {}
+        for event in events:
+            if event.name == "page":
+                changes["page"] = event.new
+            elif event.new:
+                sorter = event.new[0]
+                changes.update(sort=("-" if sorter.get("dir") == "desc" else "") + sorter["field"], page=1)
+            else:
+                changes.update(sort=DEFAULT_SORT, page=1)
+        self._state.param.update(**changes)
+
+    def _row_clicked(self, event) -> None:
+        self._state.tutor = str(self.table.value.iloc[event.row]["tutor_id"])
+
+    def _state_changed(self, *events) -> None:
+        state = self._state
+        with pn.io.hold():
+            self.window.value, self.risk.value, self.search.value = state.window, state.risk, state.search
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Query the page on screen again (same filters, sort and page) and show it."""
+        state = self._state
+        offset = (state.page - 1) * PAGE_SIZE
+        page = self._store.tutor_page(state.flagged, state.search, self._sort(), PAGE_SIZE, offset)
+        if not page.tutors and page.total and state.page > 1:  # the page emptied since: show the last one
+            state.page = (page.total - 1) // PAGE_SIZE + 1
+            return
+        frame = pd.DataFrame([self._row(t) for t in page.tutors], columns=["tutor_id", *COLUMNS],
+                             index=range(offset, offset + len(page.tutors)))
+        self._showing = True
+        try:
+            self.table.titles = _titles(state.window)
+            self.table.sorters = [{"field": state.sort_key, "dir": "desc" if state.descending else "asc"}]
+            self.table.total = page.total
+            self.table.page = state.page
+            self.table.value = frame
+        finally:
+            self._showing = False
+        shown = f"{offset + 1}\u2013{offset + len(page.tutors)} of {page.total:,}" if page.tutors else "none"
+        self.count.object = (f'<p class="tq tq-muted" role="status">Tutors {shown}. Rate: tutor-initiated '
+                             'reschedules as a share of sessions; small figures: its 95% interval.</p>')
+
+    def _sort(self) -> str:
+        """The state's sort for the read layer; riskiest first when no loaded rule measures the column."""
+        state = self._state
+        field = sort_field(state.sort_key, state.window)
+        if field not in self._store.sortable_fields:
+            return "-risk_score"
+        return ("-" if state.descending else "") + field
+
+    def _row(self, tutor: dict[str, Any]) -> dict[str, Any]:
+        window = self._state.window
+        rate = rate_metric(window)
+        return {
+            "tutor_id": tutor["tutor_id"],
+            "tutor": self._tutor_link(tutor),
+            "rate": rate_with_interval(tutor.get(rate), tutor.get(f"{rate}_low"), tutor.get(f"{rate}_high")),
+            "flag": flag_badge(tutor["flagged"]),
+            "sessions": tutor.get(sessions_metric(window)),
+            "risk": round(tutor["risk_score"]),
+            "updated": moment(tutor["updated_at"]),
+        }
+
+    def _tutor_link(self, tutor: dict[str, Any]) -> str:
+        state = self._state
+        href = state.query_string(tutor=tutor["tutor_id"])
+        current = ' aria-current="true"' if tutor["tutor_id"] == state.tutor else ""
+        name = tutor["name"] or tutor["tutor_id"]
+        return (f'<a class="tq-tutor" href="{esc(href)}" onclick="{CLICK_KEEPS_PAGE}"{current}>{esc(name)}</a>'
+                f'<span class="tq-id">{esc(tutor["tutor_id"])}</span>')
+
+    def __panel__(self) -> pn.viewable.Viewable:
+        search = pn.Column(self.search, styles={"flex": "1 1 220px"}, sizing_mode="stretch_width", margin=0)
+        filters = pn.FlexBox(self.window, self.risk, search, gap="4px 0", align_items="flex-end",
+                             sizing_mode="stretch_width")
+        return pn.Column(filters, self.count, self.table, sizing_mode="stretch_width", min_width=300)
+
+
+def _titles(window_days: int) -> dict[str, str]:
+    return {"tutor": "Tutor", "rate": f"{window_days}-day rate", "flag": "Risk flag",
+            "sessions": f"{window_days}-day sessions", "risk": "Risk score", "updated": "Last updated"}
+

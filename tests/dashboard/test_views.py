@@ -1,0 +1,176 @@
+"""The views without a browser: set the state as a click would, and check what each view shows.
+
+Every expectation is counted from the seeded plan (tests/dashboard/conftest.py), not read back
+from the code under test.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+
+from dashboard.app import DashboardApp
+from dashboard.charts import flagged_spans, rate_chart
+from dashboard.detail import TutorDetail, render_body, render_head
+from dashboard.header import Header
+from dashboard.state import DashboardState
+from dashboard.tutor_list import PAGE_SIZE, TutorList
+from engine import queries
+from engine.pipeline import process_batch
+from engine.validation import validate_session
+from tests.conftest import NOW
+from tests.dashboard.conftest import PLANS, XSS_NAME, plan_sessions
+from tests.factories import raw_session
+from tests.support.processes import tqs_argv
+
+
+def ids(view: TutorList) -> list[str]:
+    return list(view.table.value["tutor_id"])
+
+
+def expected_rate(tutor_id: str) -> float:
+    _, count, moved, _ = PLANS[tutor_id]
+    return round(100 * moved / count, 2)
+
+
+def test_the_list_starts_riskiest_first_in_the_order_of_tqs_tutors(store, database_url, tmp_path):
+    view = TutorList(store, DashboardState())
+    env = {**os.environ, "TQS_DATABASE_URL": database_url, "TQS_DATA_DIR": str(tmp_path)}
+    cli = json.loads(subprocess.run(tqs_argv("tutors", "--json"), env=env, capture_output=True, text=True,
+                                    check=True).stdout)
+    assert ids(view) == [record["tutor_id"] for record in cli]
+    assert ids(view)[:2] == ["t-alice", "t-0042"]  # 40% and 37.5% of enough sessions
+
+
+def test_risk_filter_search_and_window_change_the_rows(store):
+    state = DashboardState()
+    view = TutorList(store, state)
+    state.risk = "flagged"
+    assert set(ids(view)) == {"t-alice", "t-0042"}
+    state.risk = "ok"
+    assert set(ids(view)) == {"t-bob", "t-carol"}
+    state.param.update(risk="all", search="stone")
+    assert ids(view) == ["t-bob"]
+    state.search = ""
+    state.window = 7
+    assert view.table.titles["rate"] == "7-day rate"
+    carol = view.table.value.set_index("tutor_id").loc["t-carol"]
+    assert "no sessions" in carol["rate"]  # all of Carol's sessions are 60 days old
+
+
+def test_sorting_by_rate_orders_by_the_windows_rate(store):
+    state = DashboardState(sort="rate")
+    view = TutorList(store, state)
+    assert ids(view) == ["t-bob", "t-0042", "t-alice", "t-carol"]  # 10%, 37.5%, 40%, then no 30-day rate
+    state.sort = "-sessions"
+    assert ids(view)[-1] == "t-carol"  # no session in 30 days: last
+    assert view.table.sorters == [{"field": "sessions", "dir": "desc"}]
+
+
+def test_a_rate_shows_with_its_interval(store):
+    view = TutorList(store, DashboardState())
+    alice = view.table.value.set_index("tutor_id").loc["t-alice"]
+    assert f"{expected_rate('t-alice'):.1f}%" in alice["rate"] and "\u2013" in alice["rate"]
+    assert "Flagged" in alice["flag"] and "\u2691" in alice["flag"]  # an icon and a word
+
+
+def test_pages_come_from_the_database(store, seeded, pm, settings):
+    extra = [raw_session(f"p-{i}", f"t-page-{i:02d}", NOW - dt.timedelta(hours=i + 1)) for i in range(PAGE_SIZE + 3)]
+    process_batch(seeded, pm, settings, [validate_session(s) for s in extra], NOW)
+    state = DashboardState(sort="tutor")
+    view = TutorList(store, state)
+    total = len(PLANS) + len(extra)
+    assert view.table.total == total and len(view.table.value) == PAGE_SIZE
+    state.page = 2
+    assert list(view.table.value.index) == list(range(PAGE_SIZE, total))
+    assert len(ids(view)) == total - PAGE_SIZE
+
+
+def test_a_page_past_the_end_falls_back_to_the_last_page(store):
+    state = DashboardState(page=9)
+    view = TutorList(store, state)
+    assert state.page == 1 and len(ids(view)) == len(PLANS)
+
+
+def test_names_and_ids_are_escaped_in_the_list(store):
+    view = TutorList(store, DashboardState())
+    cell = view.table.value.set_index("tutor_id").loc["t-0042"]["tutor"]
+    assert "&lt;img src=x onerror=alert(1)&gt;" in cell and "<img" not in cell
+
+
+def test_the_header_counts_agree_with_the_plan(store):
+    header = Header(store, DashboardState(), refresh_seconds=30)
+    overview = store.overview(30)
+    sessions = sum(count for _, count, _, days_back in PLANS.values() if days_back < 30)
+    moved = sum(m for _, _, m, days_back in PLANS.values() if days_back < 30)
+    assert (overview.sessions, overview.tutor_reschedules) == (sessions, moved)
+    assert overview.flagged == 2 and overview.tutors == len(PLANS)
+    assert overview.scored_today == sum(plan[1] for plan in PLANS.values())
+    assert overview.backlog.pending == 0
+    html = header._pane.object
+    assert f"{100 * moved / sessions:.1f}%" in html and "2 more" in html  # nobody was flagged 7 days ago
+
+
+def test_flagged_a_week_ago_follows_the_risk_events(seeded, pm, settings, store):
+    # Dan was flagged 20 days ago (3 of 5 moved); 30 completed sessions cleared him 3 days ago (3 of 35).
+    old = [raw_session(f"d-{i}", "t-dan", NOW - dt.timedelta(days=20, hours=i), "rescheduled" if i < 3 else
+                       "completed", "tutor") for i in range(5)]
+    recent = [raw_session(f"d-new-{i}", "t-dan", NOW - dt.timedelta(days=3, hours=i)) for i in range(30)]
+    process_batch(seeded, pm, settings, [validate_session(s) for s in old + recent], NOW)
+    with seeded.connection_context():
+        assert queries.flagged_count(on=NOW.date() - dt.timedelta(days=7)) == 1
+        assert queries.flagged_count(on=NOW.date() - dt.timedelta(days=2)) == 2  # Alice and t-0042 by then
+    assert store.overview(30).flagged_week_ago == 1
+
+
+def test_detail_shows_the_numbers_the_flag_and_the_advice(store):
+    state = DashboardState(tutor="t-alice")
+    detail = TutorDetail(store, state)
+    assert detail.layout.visible and detail.chart.object is not None
+    head = detail.head.object
+    assert f"{expected_rate('t-alice'):.1f}%" in head and "Flagged" in head
+    body = detail.body.object
+    assert "above the 15% threshold" in body  # the risk event, in words
+    assert "Raised" in body and "Recent reschedules (last 4)" in body
+    assert "traffic &lt;b&gt;jam&lt;/b&gt;" in body and "<b>jam" not in body
+    state.tutor = ""
+    assert not detail.layout.visible
+
+
+def test_detail_of_an_unknown_tutor_says_so(store):
+    detail = TutorDetail(store, DashboardState(tutor="<nobody>"))
+    assert "Unknown tutor" in detail.head.object and "&lt;nobody&gt;" in detail.head.object
+
+
+def test_detail_escapes_the_name(store):
+    story = store.tutor_story("t-0042")
+    html = render_head(story) + render_body(story)
+    assert XSS_NAME not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_flagged_spans_cover_each_run_of_flagged_days():
+    points = [{"date": f"2026-11-0{d}", "flagged": d in (2, 3, 6)} for d in range(1, 7)]
+    assert flagged_spans(points) == [(dt.datetime(2026, 11, 2), dt.datetime(2026, 11, 4)),
+                                     (dt.datetime(2026, 11, 6), dt.datetime(2026, 11, 7))]
+
+
+def test_no_chart_without_the_reschedule_rule():
+    assert rate_chart([{"date": "2026-11-01", "flagged": False, "no_shows_7d": 1}], 15) is None
+
+
+def test_a_refresh_keeps_the_view_and_shows_new_sessions(store, seeded, pm, settings):
+    state = DashboardState(risk="flagged", sort="rate", tutor="t-alice")
+    app = DashboardApp(store, state, refresh_seconds=30)
+    before = app.detail.head.object
+    new = raw_session("t-alice-new", "t-alice", NOW - dt.timedelta(hours=2), "rescheduled", "tutor")
+    process_batch(seeded, pm, settings, [validate_session(new)], NOW)
+    app.refresh()
+    assert (state.risk, state.sort, state.page, state.tutor) == ("flagged", "rate", 1, "t-alice")
+    assert app.detail.head.object != before and "11 sessions" in app.detail.head.object
+    assert ids(app.tutors) == ["t-0042", "t-alice"]  # 37.5% < 5 of 11 = 45.5%
+
+
+def test_the_seeded_plan_is_what_the_views_were_checked_against():
+    assert len(plan_sessions()) == sum(plan[1] for plan in PLANS.values())
