@@ -35,6 +35,7 @@ sample: $(STAMP)
 bench: $(STAMP) services
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.ingest
+	$(BIN)/python -m bench.dashboard
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .ruff_cache .hypothesis *.egg-info
+	rm -rf $(VENV) data .pytest_cache .ruff_cache .hypothesis *.egg-info test-artifacts

@@ -14,6 +14,8 @@ from dashboard.store import rate_metric
 from dashboard.theme import CHART_COLOURS
 from engine.config import WINDOW_DAYS
 
+hv.renderer("bokeh").webgl = False  # a 90-point chart draws faster on a canvas than after WebGL starts up
+
 LINE_STYLES = {7: ("dotted", 2), 30: ("solid", 3), 90: ("dashed", 2)}  # not told apart by colour alone
 SVG_DASHES = {"dotted": "2 3", "solid": "", "dashed": "6 4"}
 
@@ -68,3 +70,4 @@ def rate_chart(points: Sequence[dict[str, Any]], threshold: float) -> hv.Overlay
         show_legend=False, toolbar=None, show_grid=True, active_tools=[], fontscale=1.05,
         title="",
     )
+

@@ -20,7 +20,7 @@ body { margin: 0; background: #f3f5f8; color: #1b2430;
   font-family: -apple-system, BlinkMacSystemFont, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif; }
 """
 
-CHART_COLOURS = {"line_7d": "#6b9bd1", "line_30d": "#1f3a5f", "line_90d": "#7a8699", "threshold": "#b42318",
+CHART_COLOURS = {"line_7d": "#3f72af", "line_30d": "#1f3a5f", "line_90d": "#7a8699", "threshold": "#b42318",
                 "flagged_span": "#fda29b"}
 
 

@@ -31,6 +31,15 @@ COLUMN_OPTIONS = [
     {"field": "risk", "responsive": 1, "minWidth": 70},
     {"field": "updated", "responsive": 3, "minWidth": 110},
 ]
+# Every order the column headers give, for keyboards and for phones (where some columns are hidden).
+SORT_CHOICES = {
+    "Risk score, highest first": "-risk", "Risk score, lowest first": "risk",
+    "Rate, highest first": "-rate", "Rate, lowest first": "rate",
+    "Flagged first": "-flag", "Not flagged first": "flag",
+    "Sessions, most first": "-sessions", "Sessions, fewest first": "sessions",
+    "Name, A\u2013Z": "tutor", "Name, Z\u2013A": "-tutor",
+    "Updated, latest first": "-updated", "Updated, earliest first": "updated",
+}
 CLICK_KEEPS_PAGE = "if(!(event.ctrlKey||event.metaKey||event.shiftKey||event.button))event.preventDefault()"
 
 
@@ -54,6 +63,8 @@ class TutorList(Viewer):
         self.search = pn.widgets.TextInput(
             label="Search tutors", value=state.search, placeholder="Tutor id or name, then Enter",
             sizing_mode="stretch_width", min_width=200, max_length=200, margin=(4, 10))
+        self.sort = pn.widgets.Select(label="Sort by", options=SORT_CHOICES, value=state.sort,
+                                      width=200, margin=(4, 10))
         self.table = QueryPagedTabulator(
             page_size=PAGE_SIZE, show_index=False, disabled=True, selectable=False, layout="fit_columns",
             sizing_mode="stretch_width", formatters={name: {"type": "html"} for name in ("tutor", "rate", "flag")},
@@ -72,6 +83,8 @@ class TutorList(Viewer):
         self.window.param.watch(lambda e: state.param.update(window=e.new), "value")
         self.risk.param.watch(lambda e: state.param.update(risk=e.new, page=1), "value")
         self.search.param.watch(lambda e: state.param.update(search=e.new.strip(), page=1), "value")
+        self.sort.param.watch(lambda e: state.param.update(sort=e.new, page=1) if e.new != state.sort else None,
+                              "value")
         self.table.param.watch(self._table_moved, ["page", "sorters"])
         self.table.on_click(self._row_clicked)
         state.param.watch(self._state_changed, ["window", "risk", "search", "sort", "page", "tutor"])
@@ -97,6 +110,7 @@ class TutorList(Viewer):
         state = self._state
         with pn.io.hold():
             self.window.value, self.risk.value, self.search.value = state.window, state.risk, state.search
+            self.sort.value = state.sort
             self.refresh()
 
     def refresh(self) -> None:
@@ -115,7 +129,8 @@ class TutorList(Viewer):
             self.table.sorters = [{"field": state.sort_key, "dir": "desc" if state.descending else "asc"}]
             self.table.total = page.total
             self.table.page = state.page
-            self.table.value = frame
+            if self.table.value is None or not frame.equals(self.table.value):
+                self.table.value = frame  # unchanged rows are not sent again: nothing flickers on a refresh
         finally:
             self._showing = False
         shown = f"{offset + 1}\u2013{offset + len(page.tutors)} of {page.total:,}" if page.tutors else "none"
@@ -153,7 +168,7 @@ class TutorList(Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         search = pn.Column(self.search, styles={"flex": "1 1 220px"}, sizing_mode="stretch_width", margin=0)
-        filters = pn.FlexBox(self.window, self.risk, search, gap="4px 0", align_items="flex-end",
+        filters = pn.FlexBox(self.window, self.risk, self.sort, search, gap="4px 0", align_items="flex-end",
                              sizing_mode="stretch_width")
         return pn.Column(filters, self.count, self.table, sizing_mode="stretch_width", min_width=300)
 

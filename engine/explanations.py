@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+DECISIONS = ("above_threshold", "still_above_clear_threshold", "below_clear_threshold", "not_above_threshold",
+             "too_few_sessions")
 KNOWN_KEYS = {"rule", "rule_version", "decision", "rate", "sessions", "window_days", "threshold",
               "clear_threshold", "min_sessions"}
 

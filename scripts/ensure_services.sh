@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start PostgreSQL and Redis when they are installed here but stopped; say so when they are absent
-# (their tests then skip locally, and fail under CI=true).
+# (their tests then skip locally, and fail under CI=true). Install Debian's Chromium for the
+# dashboard's browser tests when it is missing and we may (root with apt-get).
 set -u
 
 if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
@@ -23,5 +24,14 @@ if command -v redis-server >/dev/null 2>&1; then
   fi
 else
   echo "Redis is not installed here: its tests will skip (or fail under CI=true)"
+fi
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Chromium for the browser tests (apt-get install chromium)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+      || echo "could not install Chromium: the browser tests will skip (or fail under CI=true)"
+  else
+    echo "Chromium is not installed (apt-get install chromium): the browser tests will skip (or fail under CI=true)"
+  fi
 fi
 exit 0

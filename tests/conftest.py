@@ -8,10 +8,8 @@ cases skip with the reason, except under CI=true, where that is a failure.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
+import time
 from collections.abc import Iterator
-from urllib.parse import urlparse, urlunparse
 
 import peewee
 import pluggy
@@ -22,40 +20,19 @@ from engine.db import bind_database, open_database, release_connections
 from engine.migrations import migrate
 from engine.models import MODELS
 from engine.registry import get_plugin_manager
+from tests.support.browser import ARTIFACTS_DIR
+from tests.support.databases import throwaway_postgres
 
 pytest_plugins = ["tests.support.stack"]  # subprocess stacks: make_stack, private_redis, sqlite_database
 
-DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
-
-
-def _under_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A throwaway Postgres database for this run, dropped at the end."""
-    import psycopg2
-
-    admin_url = os.environ.get("TQS_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
-    try:
-        admin = psycopg2.connect(admin_url, connect_timeout=3)
-    except psycopg2.OperationalError as exc:
-        message = f"PostgreSQL not reachable at {admin_url} (set TQS_TEST_DATABASE_URL): {exc}".strip()
-        if _under_ci():
-            pytest.fail("CI=true requires PostgreSQL: " + message)
-        pytest.skip(message)
-    admin.autocommit = True
-    name = f"tqs_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunparse(urlparse(admin_url)._replace(path="/" + name))
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with throwaway_postgres() as url:
+        yield url
 
 
 @pytest.fixture
@@ -102,3 +79,17 @@ def _empty(db: peewee.Database) -> None:
 @pytest.fixture
 def pm(settings) -> pluggy.PluginManager:
     return get_plugin_manager(settings)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Name the folder of screenshots this run saved, so a reviewer can look at them."""
+    started = getattr(config, "_tqs_started", None)
+    if started is None or not ARTIFACTS_DIR.exists():
+        return
+    saved = [path for path in ARTIFACTS_DIR.rglob("*.png") if path.stat().st_mtime >= started]
+    if saved:
+        terminalreporter.write_sep("-", f"screenshots saved: {len(saved)} in {ARTIFACTS_DIR}")
+
+
+def pytest_configure(config) -> None:
+    config._tqs_started = time.time()

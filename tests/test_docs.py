@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 from engine import hookspecs
+from engine.explanations import DECISIONS, KNOWN_KEYS
 
 ROOT = Path(__file__).parent.parent
 PLUGINS_DOC = (ROOT / "docs" / "plugins.md").read_text()
@@ -27,3 +28,9 @@ def test_plugin_example_is_the_tested_sample_plugin_verbatim():
     match = re.search(r"<!-- example: (\S+) -->\n```python\n(.*?)```", PLUGINS_DOC, flags=re.DOTALL)
     assert match, "docs/plugins.md lost its example block"
     assert match.group(2) == (ROOT / match.group(1)).read_text()
+
+
+def test_every_decision_the_dashboard_words_is_documented():
+    section = PLUGINS_DOC.split("## What admins see of a rule", 1)[1].split("\n## ", 1)[0]
+    assert all(f"`{decision}`" in section for decision in DECISIONS)
+    assert all(f"`{key}`" in section for key in KNOWN_KEYS - {"rule", "rule_version"})

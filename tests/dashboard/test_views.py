@@ -15,8 +15,8 @@ from dashboard.app import DashboardApp
 from dashboard.charts import flagged_spans, rate_chart
 from dashboard.detail import TutorDetail, render_body, render_head
 from dashboard.header import Header
-from dashboard.state import DashboardState
-from dashboard.tutor_list import PAGE_SIZE, TutorList
+from dashboard.state import SORT_KEYS, DashboardState
+from dashboard.tutor_list import PAGE_SIZE, SORT_CHOICES, TutorList
 from engine import queries
 from engine.pipeline import process_batch
 from engine.validation import validate_session
@@ -67,6 +67,16 @@ def test_sorting_by_rate_orders_by_the_windows_rate(store):
     state.sort = "-sessions"
     assert ids(view)[-1] == "t-carol"  # no session in 30 days: last
     assert view.table.sorters == [{"field": "sessions", "dir": "desc"}]
+
+
+def test_the_sort_menu_offers_every_order_the_headers_give(store):
+    assert sorted(SORT_CHOICES.values()) == sorted(f"{d}{key}" for key in SORT_KEYS for d in ("", "-"))
+    state = DashboardState()
+    view = TutorList(store, state)
+    view.sort.value = "rate"
+    assert state.sort == "rate" and ids(view)[0] == "t-bob"
+    state.sort = "-tutor"  # a header click: the menu follows
+    assert view.sort.value == "-tutor"
 
 
 def test_a_rate_shows_with_its_interval(store):

@@ -27,8 +27,13 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail naming ``what`` at the deadline."""
+def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05,
+               pause: Callable[[float], None] = time.sleep) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail naming ``what`` at the deadline.
+
+    ``pause`` waits between polls: a browser test passes Playwright's own wait, which keeps
+    its events (navigations, dialogs) flowing, where ``time.sleep`` would hold them back.
+    """
     deadline = time.monotonic() + timeout
     while True:
         result = condition()
@@ -36,7 +41,7 @@ def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
+        pause(interval)
 
 
 class Service:

@@ -16,7 +16,7 @@ import pytest
 from engine.db import bind_database, open_database, release_connections
 from engine.migrations import migrate
 from engine.models import InboxItem
-from tests.conftest import _under_ci
+from tests.support.databases import under_ci
 from tests.support.processes import (
     ApiClient,
     RedisProcess,
@@ -34,7 +34,7 @@ API_KEY = "e2e-key"
 def private_redis(tmp_path) -> Iterator[RedisProcess]:
     if not redis_server_available():
         message = "redis-server is not installed here"
-        if _under_ci():
+        if under_ci():
             pytest.fail("CI=true requires Redis: " + message)
         pytest.skip(message)
     redis = RedisProcess(free_port(), tmp_path).start()
