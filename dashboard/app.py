@@ -13,6 +13,7 @@ import logging
 import time
 
 import panel as pn
+import peewee
 from panel.viewable import Viewer
 
 from dashboard.detail import TutorDetail
@@ -46,10 +47,13 @@ class DashboardApp(Viewer):
                 self.tutors.refresh()
                 self.detail.refresh()
                 self.notice.visible = False
-        except Exception as exc:  # the database is down, say: the admin keeps the last figures
-            log_event(logger, "dashboard_refresh_failed", logging.WARNING, error=type(exc).__name__)
-            self.notice.object = ('<p class="tq tq-notice" role="alert">The database cannot be reached just now: '
-                                  f'these are the last figures read. Trying again every {self.refresh_seconds} s.</p>')
+        except Exception as exc:  # the admin keeps the last figures, and is told
+            database = isinstance(exc, peewee.PeeweeException)
+            log_event(logger, "dashboard_refresh_failed", logging.WARNING if database else logging.ERROR,
+                      error=type(exc).__name__, exc_info=not database)
+            reason = "The database cannot be reached just now" if database else "Something went wrong (it is logged)"
+            self.notice.object = (f'<p class="tq tq-notice" role="alert">{reason}: these are the last figures read. '
+                                  f'Trying again every {self.refresh_seconds} s.</p>')
             self.notice.visible = True
             return
         log_event(logger, "dashboard_refreshed", logging.DEBUG, ms=1000 * (time.perf_counter() - started))
@@ -83,9 +87,13 @@ def create_page(store: DashboardStore, refresh_seconds: int) -> pn.viewable.View
         state.bind_location(pn.state.location)
     try:
         app = DashboardApp(store, state, refresh_seconds)
-    except Exception as exc:
+    except peewee.PeeweeException as exc:
         log_event(logger, "dashboard_page_failed", logging.ERROR, error=type(exc).__name__)
         app = _notice("The dashboard cannot read its database just now. Reload this page in a minute.")
+    except Exception as exc:
+        log_event(logger, "dashboard_page_failed", logging.ERROR, error=type(exc).__name__, exc_info=True)
+        app = _notice("Something went wrong building this page (it is logged). Reload it, or open the dashboard "
+                      "without the address's options.")
     else:
         pn.state.add_periodic_callback(app.refresh, period=refresh_seconds * 1000)
         log_event(logger, "dashboard_page_built", tutor_selected=bool(state.tutor),

@@ -166,11 +166,10 @@ def _sessions(story: TutorStory) -> str:
 
 
 def _events(story: TutorStory) -> str:
-    risk_events = [e for e in story.events if e["type"] == "risk"]
-    if not risk_events:
-        return _section("Flag history", '<p class="tq-empty">Never flagged in the last 90 days.</p>', "events")
+    if not story.risk_events:
+        return _section("Flag history", '<p class="tq-empty">Never flagged.</p>', "events")
     lines = []
-    for event in reversed(risk_events):
+    for event in reversed(story.risk_events):
         raised = event["kind"] == "raised"
         what = (f'<span class="tq-raised">{FLAG_ICON} Raised</span>' if raised
                 else f'<span class="tq-cleared">{OK_ICON} Cleared</span>')

@@ -67,12 +67,12 @@ def _scored(overview: Overview) -> str:
 def _backlog(overview: Overview) -> str:
     backlog = overview.backlog
     if backlog.pending:
-        age = backlog.oldest_pending_age_seconds or 0
-        note = f"oldest waiting {_age(age)}"
+        note = f"oldest waiting {_age(backlog.oldest_pending_age_seconds or 0)}"
     else:
         note = "up to date: every session received is scored"
     if backlog.failed:
-        note = f'<span class="tq-up">{plural(backlog.failed, "session")} failed</span>: run tqs retry-failed'
+        note += (f' \u00b7 <span class="tq-up">{plural(backlog.failed, "session")} failed</span>: '
+                 "run tqs retry-failed")
     return _card("Processing backlog", f"{backlog.pending:,} waiting", note, alert=bool(backlog.failed),
                  name="backlog")
 

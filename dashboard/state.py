@@ -45,10 +45,16 @@ class DashboardState(param.Parameterized):
     def descending(self) -> bool:
         return self.sort.startswith("-")
 
-    def apply_query(self, query: Mapping[str, Any]) -> None:
-        """Take every valid value from URL query parameters (named as in ``URL_NAMES``); skip the rest."""
+    def apply_query(self, query: Mapping[str, Any], reset_missing: bool = False) -> None:
+        """Take every valid value from URL query parameters (named as in ``URL_NAMES``); skip the rest.
+
+        With ``reset_missing``, a parameter the query leaves out goes back to its default, as a
+        new address describes the whole view.
+        """
         values = {}
         for name, url_name in URL_NAMES.items():
+            if reset_missing and url_name not in query:
+                values[name] = self.param[name].default
             if url_name in query:
                 parsed = _PARSERS[name](str(query[url_name]))
                 if parsed is not None:
@@ -69,7 +75,7 @@ class DashboardState(param.Parameterized):
                 location.search = self.query_string()
 
         def from_url(event: Any) -> None:
-            self.apply_query(dict(parse_qsl(event.new.lstrip("?"), keep_blank_values=True)))
+            self.apply_query(dict(parse_qsl(event.new.lstrip("?"), keep_blank_values=True)), reset_missing=True)
 
         self.param.watch(to_url, list(URL_NAMES))
         location.param.watch(from_url, "search")

@@ -60,7 +60,7 @@ class TutorStory:
 
     detail: dict[str, Any]
     points: list[dict[str, Any]]
-    events: list[dict[str, Any]]
+    risk_events: list[dict[str, Any]]  # every flag raised or cleared, oldest first
     weeks: list[dict[str, Any]]
 
 
@@ -125,4 +125,5 @@ class DashboardStore:
                 return None
             history = queries.get_tutor_history(tutor_id, HISTORY_DAYS, today, self.metric_names) or {}
             weeks = queries.sessions_per_week(tutor_id, today, WEEKS_SHOWN)
-        return TutorStory(detail, history.get("points", []), history.get("events", []), weeks)
+            risk_events = queries.list_risk_events(tutor_id=tutor_id)
+        return TutorStory(detail, history.get("points", []), risk_events, weeks)

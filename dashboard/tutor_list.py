@@ -54,6 +54,7 @@ class TutorList(Viewer):
         super().__init__(**params)
         self._store, self._state = store, state
         self._showing = False  # True while refresh() sets the table, whose own events must not echo back
+        self._following = False  # True while the widgets are set from the state, likewise
         self.window = pn.widgets.RadioButtonGroup(
             label="Window", options={f"{d} days": d for d in WINDOWS}, value=state.window, color="primary",
             variant="outline", width=240, margin=(4, 10))
@@ -80,11 +81,10 @@ class TutorList(Viewer):
 
     def _link_widgets(self) -> None:
         state = self._state
-        self.window.param.watch(lambda e: state.param.update(window=e.new), "value")
-        self.risk.param.watch(lambda e: state.param.update(risk=e.new, page=1), "value")
-        self.search.param.watch(lambda e: state.param.update(search=e.new.strip(), page=1), "value")
-        self.sort.param.watch(lambda e: state.param.update(sort=e.new, page=1) if e.new != state.sort else None,
-                              "value")
+        self.window.param.watch(lambda e: self._choose(window=e.new), "value")
+        self.risk.param.watch(lambda e: self._choose(risk=e.new, page=1), "value")
+        self.search.param.watch(lambda e: self._choose(search=e.new.strip(), page=1), "value")
+        self.sort.param.watch(lambda e: self._choose(sort=e.new, page=1), "value")
         self.table.param.watch(self._table_moved, ["page", "sorters"])
         self.table.on_click(self._row_clicked)
         state.param.watch(self._state_changed, ["window", "risk", "search", "sort", "page", "tutor"])
@@ -103,30 +103,41 @@ class TutorList(Viewer):
                 changes.update(sort=DEFAULT_SORT, page=1)
         self._state.param.update(**changes)
 
+    def _choose(self, **changes: Any) -> None:
+        """An admin changed a control (not the state setting the control)."""
+        if not self._following:
+            self._state.param.update(**changes)
+
     def _row_clicked(self, event) -> None:
         self._state.tutor = str(self.table.value.iloc[event.row]["tutor_id"])
 
     def _state_changed(self, *events) -> None:
         state = self._state
         with pn.io.hold():
-            self.window.value, self.risk.value, self.search.value = state.window, state.risk, state.search
-            self.sort.value = state.sort
+            self._following = True
+            try:
+                self.window.value, self.risk.value, self.search.value = state.window, state.risk, state.search
+                self.sort.value = state.sort
+            finally:
+                self._following = False
             self.refresh()
 
     def refresh(self) -> None:
         """Query the page on screen again (same filters, sort and page) and show it."""
         state = self._state
         offset = (state.page - 1) * PAGE_SIZE
-        page = self._store.tutor_page(state.flagged, state.search, self._sort(), PAGE_SIZE, offset)
-        if not page.tutors and page.total and state.page > 1:  # the page emptied since: show the last one
-            state.page = (page.total - 1) // PAGE_SIZE + 1
+        sort = self._sort()
+        page = self._store.tutor_page(state.flagged, state.search, sort, PAGE_SIZE, offset)
+        last_page = max(1, -(-page.total // PAGE_SIZE))
+        if state.page > last_page:  # a link past the end, or the list shrank since: show the last page
+            state.page = last_page
             return
         frame = pd.DataFrame([self._row(t) for t in page.tutors], columns=["tutor_id", *COLUMNS],
                              index=range(offset, offset + len(page.tutors)))
         self._showing = True
         try:
             self.table.titles = _titles(state.window)
-            self.table.sorters = [{"field": state.sort_key, "dir": "desc" if state.descending else "asc"}]
+            self.table.sorters = [_sorter(sort, state)]
             self.table.total = page.total
             self.table.page = state.page
             if self.table.value is None or not frame.equals(self.table.value):
@@ -171,6 +182,12 @@ class TutorList(Viewer):
         filters = pn.FlexBox(self.window, self.risk, self.sort, search, gap="4px 0", align_items="flex-end",
                              sizing_mode="stretch_width")
         return pn.Column(filters, self.count, self.table, sizing_mode="stretch_width", min_width=300)
+
+
+def _sorter(sort: str, state: DashboardState) -> dict[str, str]:
+    """The header arrow for the order the rows are really in (riskiest first if the column could not sort)."""
+    key = state.sort_key if sort.lstrip("-") == sort_field(state.sort_key, state.window) else "risk"
+    return {"field": key, "dir": "desc" if sort.startswith("-") else "asc"}
 
 
 def _titles(window_days: int) -> dict[str, str]:

@@ -25,8 +25,11 @@ def configure_logging(level: str = "INFO") -> None:
     logging.getLogger("huey").setLevel(max(logging.WARNING, root.level))  # our own lines say it, structured
 
 
-def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
-    logger.log(level, "event=%s %s", event, " ".join(f"{key}={_value(value)}" for key, value in fields.items()))
+def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, exc_info: bool = False,
+              **fields: Any) -> None:
+    """One line; ``exc_info`` adds the traceback below it, for errors nobody expected."""
+    logger.log(level, "event=%s %s", event, " ".join(f"{key}={_value(value)}" for key, value in fields.items()),
+               exc_info=exc_info)
 
 
 def _value(value: Any) -> str:

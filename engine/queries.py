@@ -259,11 +259,13 @@ def flagged_tutor_ids() -> set[str]:
     return {row.tutor_id for row in Tutor.select(Tutor.tutor_id).where(Tutor.flagged)}
 
 
-def list_risk_events(kind: str | None = None) -> list[dict[str, Any]]:
-    """Every tutor's risk events in event-time order (``kind``: raised or cleared)."""
+def list_risk_events(kind: str | None = None, tutor_id: str | None = None) -> list[dict[str, Any]]:
+    """Risk events in event-time order, of every tutor or of one (``kind``: raised or cleared)."""
     query = RiskEvent.select().order_by(RiskEvent.day, RiskEvent.id)
     if kind:
         query = query.where(RiskEvent.kind == kind)
+    if tutor_id is not None:
+        query = query.where(RiskEvent.tutor == tutor_id)
     return [{"tutor_id": e.tutor_id, **_risk_event(e)} for e in query]
 
 

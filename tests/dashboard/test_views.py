@@ -6,6 +6,7 @@ from the code under test.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -14,14 +15,15 @@ import subprocess
 from dashboard.app import DashboardApp
 from dashboard.charts import flagged_spans, rate_chart
 from dashboard.detail import TutorDetail, render_body, render_head
-from dashboard.header import Header
+from dashboard.header import Header, render_overview
 from dashboard.state import SORT_KEYS, DashboardState
 from dashboard.tutor_list import PAGE_SIZE, SORT_CHOICES, TutorList
 from engine import queries
 from engine.pipeline import process_batch
 from engine.validation import validate_session
 from tests.conftest import NOW
-from tests.dashboard.conftest import PLANS, XSS_NAME, plan_sessions
+from tests.dashboard.conftest import PLANS, XSS_NAME
+from tests.dashboard.test_state import FakeLocation
 from tests.factories import raw_session
 from tests.support.processes import tqs_argv
 
@@ -65,7 +67,7 @@ def test_sorting_by_rate_orders_by_the_windows_rate(store):
     view = TutorList(store, state)
     assert ids(view) == ["t-bob", "t-0042", "t-alice", "t-carol"]  # 10%, 37.5%, 40%, then no 30-day rate
     state.sort = "-sessions"
-    assert ids(view)[-1] == "t-carol"  # no session in 30 days: last
+    assert ids(view) == ["t-alice", "t-bob", "t-0042", "t-carol"]  # 10, 10 (riskier first), 8, 0
     assert view.table.sorters == [{"field": "sessions", "dir": "desc"}]
 
 
@@ -87,8 +89,7 @@ def test_a_rate_shows_with_its_interval(store):
 
 
 def test_pages_come_from_the_database(store, seeded, pm, settings):
-    extra = [raw_session(f"p-{i}", f"t-page-{i:02d}", NOW - dt.timedelta(hours=i + 1)) for i in range(PAGE_SIZE + 3)]
-    process_batch(seeded, pm, settings, [validate_session(s) for s in extra], NOW)
+    extra = more_tutors(seeded, pm, settings)
     state = DashboardState(sort="tutor")
     view = TutorList(store, state)
     total = len(PLANS) + len(extra)
@@ -98,10 +99,34 @@ def test_pages_come_from_the_database(store, seeded, pm, settings):
     assert len(ids(view)) == total - PAGE_SIZE
 
 
-def test_a_page_past_the_end_falls_back_to_the_last_page(store):
+def more_tutors(database, pm, settings, count: int = PAGE_SIZE + 3) -> list[str]:
+    extra = [raw_session(f"p-{i}", f"t-page-{i:02d}", NOW - dt.timedelta(hours=i + 1)) for i in range(count)]
+    process_batch(database, pm, settings, [validate_session(s) for s in extra], NOW)
+    return [s["tutor_id"] for s in extra]
+
+
+def test_a_page_past_the_end_falls_back_to_the_last_page(store, seeded, pm, settings):
+    more_tutors(seeded, pm, settings)
     state = DashboardState(page=9)
     view = TutorList(store, state)
-    assert state.page == 1 and len(ids(view)) == len(PLANS)
+    assert state.page == 2 and len(ids(view)) == len(PLANS) + PAGE_SIZE + 3 - PAGE_SIZE
+
+
+def test_a_page_past_the_end_of_nothing_shows_the_empty_first_page(store):
+    state = DashboardState(search="nobody-matches", page=3)
+    view = TutorList(store, state)
+    assert state.page == 1 and ids(view) == [] and "none" in view.count.object
+
+
+def test_a_new_address_sets_the_whole_view_and_keeps_its_page(store, seeded, pm, settings):
+    more_tutors(seeded, pm, settings)
+    location = FakeLocation(search="?tutor=t-alice&window=7")
+    state = DashboardState()
+    state.bind_location(location)
+    view = TutorList(store, state)
+    location.search = "?q=t-page&page=2"
+    assert (state.search, state.page, state.tutor, state.window) == ("t-page", 2, "", 30)
+    assert view.search.value == "t-page" and len(ids(view)) == 3
 
 
 def test_names_and_ids_are_escaped_in_the_list(store):
@@ -121,6 +146,12 @@ def test_the_header_counts_agree_with_the_plan(store):
     assert overview.backlog.pending == 0
     html = header._pane.object
     assert f"{100 * moved / sessions:.1f}%" in html and "2 more" in html  # nobody was flagged 7 days ago
+
+
+def test_the_backlog_shows_both_the_wait_and_the_failures(store):
+    overview = dataclasses.replace(store.overview(30), backlog=queries.Backlog(12, 3, 95.0))
+    html = render_overview(overview, 30)
+    assert "12 waiting" in html and "oldest waiting 2 min" in html and "3 sessions failed" in html
 
 
 def test_flagged_a_week_ago_follows_the_risk_events(seeded, pm, settings, store):
@@ -171,16 +202,23 @@ def test_no_chart_without_the_reschedule_rule():
 
 
 def test_a_refresh_keeps_the_view_and_shows_new_sessions(store, seeded, pm, settings):
-    state = DashboardState(risk="flagged", sort="rate", tutor="t-alice")
+    more_tutors(seeded, pm, settings)
+    state = DashboardState(sort="tutor", page=2, tutor="t-alice")
     app = DashboardApp(store, state, refresh_seconds=30)
-    before = app.detail.head.object
+    before, shown = app.detail.head.object, ids(app.tutors)
     new = raw_session("t-alice-new", "t-alice", NOW - dt.timedelta(hours=2), "rescheduled", "tutor")
     process_batch(seeded, pm, settings, [validate_session(new)], NOW)
     app.refresh()
-    assert (state.risk, state.sort, state.page, state.tutor) == ("flagged", "rate", 1, "t-alice")
+    assert (state.sort, state.page, state.tutor) == ("tutor", 2, "t-alice")
     assert app.detail.head.object != before and "11 sessions" in app.detail.head.object
-    assert ids(app.tutors) == ["t-0042", "t-alice"]  # 37.5% < 5 of 11 = 45.5%
+    assert ids(app.tutors) == shown and app.tutors.table.page == 2
 
 
-def test_the_seeded_plan_is_what_the_views_were_checked_against():
-    assert len(plan_sessions()) == sum(plan[1] for plan in PLANS.values())
+def test_the_flag_history_goes_back_beyond_the_chart(store, seeded, pm, settings):
+    old = [raw_session(f"e-{i}", "t-ed", NOW - dt.timedelta(days=120, hours=i), "rescheduled" if i < 3 else
+                       "completed", "tutor") for i in range(5)]
+    process_batch(seeded, pm, settings, [validate_session(s) for s in old], NOW)
+    story = store.tutor_story("t-ed")
+    raised = (NOW - dt.timedelta(days=120)).date()
+    assert [(e["kind"], e["date"]) for e in story.risk_events][0] == ("raised", raised.isoformat())
+    assert f"{raised.day} {raised:%b %Y}: " in render_body(story)
