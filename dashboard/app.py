@@ -20,7 +20,7 @@ from dashboard.detail import TutorDetail
 from dashboard.header import Header
 from dashboard.state import DashboardState
 from dashboard.store import DashboardStore
-from dashboard.text import esc
+from dashboard.text import esc, notice
 from dashboard.theme import STYLESHEETS
 from dashboard.tutor_list import TutorList
 from engine.logs import log_event
@@ -52,8 +52,8 @@ class DashboardApp(Viewer):
             log_event(logger, "dashboard_refresh_failed", logging.WARNING if database else logging.ERROR,
                       error=type(exc).__name__, exc_info=not database)
             reason = "The database cannot be reached just now" if database else "Something went wrong (it is logged)"
-            self.notice.object = (f'<p class="tq tq-notice" role="alert">{reason}: these are the last figures read. '
-                                  f'Trying again every {self.refresh_seconds} s.</p>')
+            self.notice.object = notice(f"{reason}: these are the last figures read. "
+                                        f"Trying again every {self.refresh_seconds} s.")
             self.notice.visible = True
             return
         log_event(logger, "dashboard_refreshed", logging.DEBUG, ms=1000 * (time.perf_counter() - started))
@@ -75,7 +75,7 @@ def top_bar(user: str | None) -> pn.pane.HTML:
 
 
 def _notice(text: str) -> pn.pane.HTML:
-    return pn.pane.HTML(f'<p class="tq tq-notice" role="alert">{text}</p>', stylesheets=STYLESHEETS,
+    return pn.pane.HTML(notice(text), stylesheets=STYLESHEETS,
                         sizing_mode="stretch_width", margin=10)
 
 

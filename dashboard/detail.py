@@ -12,7 +12,7 @@ from panel.viewable import Viewer
 from dashboard.charts import chart_legend, rate_chart
 from dashboard.state import DashboardState
 from dashboard.store import DashboardStore, TutorStory, rate_metric, sessions_metric
-from dashboard.text import FLAG_ICON, OK_ICON, day, esc, flag_badge, hours, moment, percent, plural
+from dashboard.text import FLAG_ICON, OK_ICON, day, esc, flag_badge, hours, interval, moment, percent, plural
 from dashboard.theme import STYLESHEETS
 from engine.config import WINDOW_DAYS
 from engine.explanations import describe_explanation
@@ -80,11 +80,11 @@ def render_head(story: TutorStory) -> str:
     for days in WINDOW_DAYS:
         rate = rate_metric(days)
         low, high = detail.get(f"{rate}_low"), detail.get(f"{rate}_high")
-        interval = f"<small>95% CI {low:.0f}\u2013{high:.0f}%</small>" if low is not None and high is not None else ""
+        ci = f"<small>95% CI {interval(low, high)}</small>" if interval(low, high) else ""
         sessions = detail.get(sessions_metric(days))
         count = f"<small>{plural(sessions, 'session')}</small>" if sessions is not None else ""
         facts.append(f'<div class="tq-fact" data-window="{days}"><dt>{days}-day rate</dt>'
-                     f'<dd>{percent(detail.get(rate))}{interval}{count}</dd></div>')
+                     f'<dd>{percent(detail.get(rate))}{ci}{count}</dd></div>')
     facts.append(f'<div class="tq-fact"><dt>Risk score</dt><dd>{detail["risk_score"]:.0f}<small>of 100</small></dd>'
                  f'</div>')
     name = detail["name"] or detail["tutor_id"]

@@ -15,10 +15,10 @@ from urllib.parse import parse_qsl, urlencode
 
 import param
 
+from engine.config import WINDOW_DAYS
 from engine.queries import MAX_SEARCH
 from engine.validation import MAX_ID_LENGTH, storable
 
-WINDOWS = (7, 30, 90)
 RISK_FILTERS = {"all": None, "flagged": True, "ok": False}
 SORT_KEYS = ("risk", "rate", "flag", "sessions", "tutor", "updated")
 DEFAULT_SORT = "-risk"  # riskiest first, the order of `tqs tutors`
@@ -26,7 +26,7 @@ URL_NAMES = {"window": "window", "risk": "risk", "search": "q", "sort": "sort", 
 
 
 class DashboardState(param.Parameterized):
-    window = param.Selector(default=30, objects=list(WINDOWS), doc="Days in the rate window")
+    window = param.Selector(default=30, objects=list(WINDOW_DAYS), doc="Days in the rate window")
     risk = param.Selector(default="all", objects=list(RISK_FILTERS), doc="all, flagged or ok")
     search = param.String(default="", doc="Matches tutor id or name")
     sort = param.String(default=DEFAULT_SORT, doc="A column key, '-' first for descending")
@@ -82,7 +82,7 @@ class DashboardState(param.Parameterized):
 
 
 def _window(raw: str) -> int | None:
-    return int(raw) if raw.strip() in {str(days) for days in WINDOWS} else None
+    return int(raw) if raw.strip() in {str(days) for days in WINDOW_DAYS} else None
 
 
 def _risk(raw: str) -> str | None:

@@ -32,8 +32,17 @@ def rate_with_interval(rate: float | None, low: float | None, high: float | None
     """The rate, and under it the 95% interval that says how sure it is."""
     if rate is None:
         return '<span class="tq-muted">no sessions</span>'
-    interval = f'<span class="tq-ci">{low:.0f}\u2013{high:.0f}%</span>' if low is not None and high is not None else ""
-    return f'<span class="tq-rate">{percent(rate)}</span> {interval}'
+    return f'<span class="tq-rate">{percent(rate)}</span> <span class="tq-ci">{interval(low, high)}</span>'
+
+
+def interval(low: float | None, high: float | None) -> str:
+    """A 95% interval as ``12\u201334%``; empty when the window held no session."""
+    return "" if low is None or high is None else f"{low:.0f}\u2013{high:.0f}%"
+
+
+def notice(text: str) -> str:
+    """A message the admin must see (the database is down, a page could not be built)."""
+    return f'<p class="tq tq-notice" role="alert">{text}</p>'
 
 
 def moment(iso: str | None) -> str:

@@ -14,10 +14,11 @@ import panel as pn
 from panel.viewable import Viewer
 
 from dashboard.paged_table import QueryPagedTabulator
-from dashboard.state import DEFAULT_SORT, WINDOWS, DashboardState
+from dashboard.state import DEFAULT_SORT, DashboardState
 from dashboard.store import DashboardStore, rate_metric, sessions_metric
 from dashboard.text import esc, flag_badge, moment, rate_with_interval
 from dashboard.theme import STYLESHEETS
+from engine.config import WINDOW_DAYS
 
 PAGE_SIZE = 25
 RISK_LABELS = {"All tutors": "all", "Flagged": "flagged", "Not flagged": "ok"}
@@ -56,7 +57,7 @@ class TutorList(Viewer):
         self._showing = False  # True while refresh() sets the table, whose own events must not echo back
         self._following = False  # True while the widgets are set from the state, likewise
         self.window = pn.widgets.RadioButtonGroup(
-            label="Window", options={f"{d} days": d for d in WINDOWS}, value=state.window, color="primary",
+            label="Window", options={f"{d} days": d for d in WINDOW_DAYS}, value=state.window, color="primary",
             variant="outline", width=240, margin=(4, 10))
         self.risk = pn.widgets.RadioButtonGroup(
             label="Risk", options=RISK_LABELS, value=state.risk, color="primary", variant="outline",

@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from simulator.generate import SessionFactory, simulate
@@ -74,7 +75,7 @@ def run_demo(data_dir: Path, port: int, fresh: bool, seed: int, tutors: int, ses
         signal.signal(signum, lambda *_: stop.set())
     target = ApiTarget(f"http://127.0.0.1:{port}", api_key)
     try:
-        _wait_for_api(target, children, stop)
+        _wait_for(lambda: _api_answers(target), "API", children, stop)
         if state is None:
             simulation = simulate(seed=seed, tutors=tutors, sessions_per_day=sessions_per_day)
             (demo_dir / "truth.json").write_text(json.dumps(simulation.truth(), indent=1))
@@ -94,7 +95,7 @@ def run_demo(data_dir: Path, port: int, fresh: bool, seed: int, tutors: int, ses
         simulation.factory = SessionFactory(simulation.tutors, simulation.factory.rng,
                                             simulation.factory.students.fake,
                                             prefix=f"live-{int(time.time())}-")
-        _wait_for_dashboard(dashboard_port, children, stop)
+        _wait_for(lambda: _dashboard_answers(dashboard_port), "dashboard", children, stop)
         print(f"\nTutor Quality demo ready in {time.monotonic() - started:.1f}s")
         print(f"  API        http://127.0.0.1:{port}/api/tutors   (docs: http://127.0.0.1:{port}/api/openapi.json)")
         print(f"  API key    {api_key}")
@@ -130,31 +131,34 @@ def _secret(path: Path) -> str:
     return path.read_text().strip()
 
 
-def _wait_for_api(target: ApiTarget, children: list[Child], stop: threading.Event, timeout: float = 60) -> None:
+def _wait_for(answers: Callable[[], bool], what: str, children: list[Child], stop: threading.Event,
+              timeout: float = 60) -> None:
+    """Poll until ``answers()``; give up when a child has died or after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while not stop.is_set():
-        try:
-            target.request("GET", "/api/health", timeout=2)
+        if answers():
             return
-        except ApiError:
-            if any(child.process.poll() is not None for child in children) or time.monotonic() > deadline:
-                raise ApiError("the API did not start; see api.log and worker.log in the demo directory") from None
-            time.sleep(0.1)
+        if any(child.process.poll() is not None for child in children) or time.monotonic() > deadline:
+            raise ApiError(f"the {what} did not start; see the logs in the demo directory")
+        time.sleep(0.1)
     raise ApiError("interrupted while starting")
 
 
-def _wait_for_dashboard(port: int, children: list[Child], stop: threading.Event, timeout: float = 60) -> None:
+def _api_answers(target: ApiTarget) -> bool:
+    try:
+        target.request("GET", "/api/health", timeout=2)
+        return True
+    except ApiError:
+        return False
+
+
+def _dashboard_answers(port: int) -> bool:
     """The dashboard imports Panel and hvPlot, so it listens a few seconds after the API."""
-    deadline = time.monotonic() + timeout
-    while not stop.is_set():
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2):
-                return
-        except OSError:
-            if any(child.process.poll() is not None for child in children) or time.monotonic() > deadline:
-                raise ApiError("the dashboard did not start; see dashboard.log in the demo directory") from None
-            time.sleep(0.1)
-    raise ApiError("interrupted while starting")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2):
+            return True
+    except OSError:
+        return False
 
 
 def _feed(simulation, target: ApiTarget, rate: float, stop: threading.Event) -> None:
