@@ -29,7 +29,7 @@ def create_app(services: Services, tasks: Tasks) -> falcon.App:
     app.add_route("/api/sessions", SessionsResource(services, tasks, settings.max_body_bytes))
     app.add_route("/api/tutors", TutorListResource(services))
     app.add_route("/api/tutors/{tutor_id}", TutorResource(services))
-    app.add_route("/api/tutors/{tutor_id}/history", TutorHistoryResource(services, tasks.clock))
+    app.add_route("/api/tutors/{tutor_id}/history", TutorHistoryResource(services))
     app.add_route("/api/health", HealthResource(services, tasks))
     app.add_route("/api/openapi.json", OpenApiResource(build_document(services.metric_names)))
     return app

@@ -117,7 +117,14 @@ def build_document(metric_names: MetricNames) -> dict[str, Any]:
                     "events": {"type": "array", "items": {"type": "object", "required": ["type", "at"]}}}},
                 "Health": {"type": "object", "required": ["status", "database", "queue"], "properties": {
                     "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
-                    "database": {"type": "object"}, "queue": {"type": "object"}, "backlog": {"type": "object"}}},
+                    "database": {"type": "object"}, "queue": {"type": "object"}, "backlog": {
+                        "type": "object", "properties": {
+                            "pending": {"type": "integer"}, "failed": {"type": "integer"},
+                            "oldest_pending_age_seconds": {"type": "number", "nullable": True},
+                            "rescore": {"type": "object", "properties": {
+                                "tutors_waiting": {"type": "integer"},
+                                "oldest_waiting_seconds": {"type": "number", "nullable": True},
+                                "tutors_failing": {"type": "integer"}}}}}}},
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {
                     "type": "object", "required": ["status", "title"], "properties": {
                         "status": {"type": "integer"}, "title": {"type": "string"}, "message": {"type": "string"},

@@ -32,21 +32,20 @@ from urllib.parse import urlparse, urlunparse
 
 import psycopg2
 
+from dashboard.browser_driver import CHART, TABLE_ROW, first_seen_seconds, launch, log_in, record_first_seen
+from engine.children import Service, free_port, tqs_argv, wait_until
 from engine.config import Settings
 from engine.db import release_connections
+from engine.ingest import ingest
 from engine.migrations import migrate
-from engine.pipeline import process_batch
-from engine.progress import Progress
 from engine.services import build_services
-from engine.validation import validate_session
+from engine.terminal import progress_bars
+from engine.throwaway import admin_url
 from simulator.generate import simulate
-from tests.support.browser import CHART, TABLE_ROW, first_seen_seconds, launch, log_in, record_first_seen
-from tests.support.databases import admin_url
-from tests.support.processes import Service, free_port, tqs_argv, wait_until
 
 PASSWORD = "bench-password"
 SESSIONS_PER_TUTOR_DAY = 0.3
-SEED_CHUNK = 2000  # sessions per pipeline call, whole tutors only: one rescore per tutor
+SEED_CHUNK = 2000  # sessions stored per transaction; each tutor is rescored once at the end
 
 
 @dataclass
@@ -95,26 +94,11 @@ def seed(url: str, tutors: int) -> None:
     simulation = simulate(seed=1, tutors=tutors, sessions_per_day=tutors * SESSIONS_PER_TUTOR_DAY)
     print(f"generated {len(simulation.sessions):,} sessions for {tutors:,} tutors in "
           f"{time.monotonic() - started:.0f}s", file=sys.stderr)
-    by_tutor: dict[str, list] = defaultdict(list)
-    for raw in simulation.sessions:
-        by_tutor[raw["tutor_id"]].append(validate_session(raw))
-    services = build_services(Settings(database_url=url))
-    progress = Progress(f"seed {tutors} tutors", len(simulation.sessions))
-    done, chunk = 0, []
+    services = build_services(Settings(database_url=url)).at(simulation.now)
     with services.database.connection_context():
         migrate(services.database)
-        for records in by_tutor.values():
-            chunk += records
-            if len(chunk) >= SEED_CHUNK:
-                process_batch(services.database, services.pm, services.settings, chunk, simulation.now)
-                done += len(chunk)
-                chunk = []
-                progress.update(done)
-        if chunk:
-            process_batch(services.database, services.pm, services.settings, chunk, simulation.now)
-            done += len(chunk)
-    progress.update(done)
-    progress.finish()
+    with progress_bars() as progress:
+        ingest(services, simulation.sessions, batch=SEED_CHUNK, progress=progress)
     release_connections(services.database)
 
 

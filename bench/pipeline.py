@@ -14,15 +14,15 @@ import datetime as dt
 import random
 import tempfile
 import time
-import uuid
 
 from engine.config import Settings
 from engine.db import bind_database, open_database
+from engine.ingest import ingest
 from engine.migrations import migrate
 from engine.models import ScoreSnapshot
-from engine.pipeline import process_batch
 from engine.registry import get_plugin_manager
-from engine.validation import validate_session
+from engine.services import Services
+from engine.throwaway import PostgresUnavailable, admin_url, throwaway_postgres
 
 NOW = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
 
@@ -48,14 +48,14 @@ def run(url: str, count: int, tutors: int, batch: int) -> None:
     database = bind_database(open_database(url))
     migrate(database)
     settings = Settings(database_url=url)
-    pm = get_plugin_manager(settings)
-    records = [validate_session(r) for r in sessions(count, tutors)]
+    services = Services(settings, database, get_plugin_manager(settings), clock=lambda: NOW)
+    records = sessions(count, tutors)
     tenth = max(count // 10, batch)
     started = last = time.perf_counter()
     rates = []
     with database.connection_context():  # a worker keeps its connection between tasks
         for offset in range(0, count, batch):
-            process_batch(database, pm, settings, records[offset:offset + batch], NOW)
+            ingest(services, records[offset:offset + batch], batch)  # stored, then its tutors rescored
             done = offset + batch
             if done % tenth < batch:
                 now = time.perf_counter()
@@ -75,42 +75,16 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--database", action="append", help="database URL (repeatable); default SQLite and Postgres")
     args = parser.parse_args()
-    urls = args.database or [
-        f"sqlite:///{tempfile.mkdtemp()}/bench.db",
-        _throwaway_postgres(),
-    ]
-    for url in urls:
-        if url:
+    if args.database:
+        for url in args.database:
             run(url, args.sessions, args.tutors, args.batch)
-    _drop_throwaway_databases()
-
-
-def _throwaway_postgres() -> str | None:
-    import psycopg2
-
-    try:
-        admin = psycopg2.connect("postgresql://postgres@127.0.0.1:5432/postgres", connect_timeout=3)
-    except psycopg2.OperationalError:
-        print("PostgreSQL not reachable: skipping it")
-        return None
-    admin.autocommit = True
-    name = f"tqs_bench_{uuid.uuid4().hex[:8]}"
-    admin.cursor().execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql://postgres@127.0.0.1:5432/{name}"
-
-
-def _drop_throwaway_databases() -> None:
-    import psycopg2
-
-    try:
-        admin = psycopg2.connect("postgresql://postgres@127.0.0.1:5432/postgres", connect_timeout=3)
-    except psycopg2.OperationalError:
         return
-    admin.autocommit = True
-    cursor = admin.cursor()
-    cursor.execute("SELECT datname FROM pg_database WHERE datname LIKE 'tqs_bench_%'")
-    for (name,) in cursor.fetchall():
-        cursor.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    run(f"sqlite:///{tempfile.mkdtemp()}/bench.db", args.sessions, args.tutors, args.batch)
+    try:
+        with throwaway_postgres(admin_url(), "pipeline_bench") as url:
+            run(url, args.sessions, args.tutors, args.batch)
+    except PostgresUnavailable as exc:
+        print(f"{exc}: skipping PostgreSQL")
 
 
 if __name__ == "__main__":

@@ -66,14 +66,21 @@ def _scored(overview: Overview) -> str:
 
 def _backlog(overview: Overview) -> str:
     backlog = overview.backlog
+    notes = []
     if backlog.pending:
-        note = f"oldest waiting {_age(backlog.oldest_pending_age_seconds or 0)}"
-    else:
-        note = "up to date: every session received is scored"
+        notes.append(f"{backlog.pending:,} to store, oldest {_age(backlog.oldest_pending_age_seconds or 0)}")
+    if backlog.tutors_waiting:
+        notes.append(f"{plural(backlog.tutors_waiting, 'tutor')} to rescore, "
+                     f"oldest {_age(backlog.oldest_waiting_seconds or 0)}")
+    if not notes:
+        notes.append("up to date: every session received is scored")
     if backlog.failed:
-        note += (f' \u00b7 <span class="tq-up">{plural(backlog.failed, "session")} failed</span>: '
-                 "run tqs retry-failed")
-    return _card("Processing backlog", f"{backlog.pending:,} waiting", note, alert=bool(backlog.failed),
+        notes.append(f'<span class="tq-up">{plural(backlog.failed, "session")} failed</span>: run tqs retry-failed')
+    if backlog.tutors_failing:
+        notes.append(f'<span class="tq-up">{plural(backlog.tutors_failing, "tutor")} failing to rescore</span>: '
+                     "see the worker log")
+    alert = bool(backlog.failed or backlog.tutors_failing)
+    return _card("Processing backlog", f"{backlog.pending:,} waiting", " \u00b7 ".join(notes), alert=alert,
                  name="backlog")
 
 

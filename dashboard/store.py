@@ -9,12 +9,10 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from engine import queries
-from engine.pipeline import utc_now
 from engine.services import Services
 from engine.windows import day_of
 
@@ -65,9 +63,8 @@ class TutorStory:
 
 
 class DashboardStore:
-    def __init__(self, services: Services, clock: Callable[[], dt.datetime] = utc_now,
-                 overview_seconds: float = 5.0):
-        self.services, self.clock = services, clock
+    def __init__(self, services: Services, overview_seconds: float = 5.0):
+        self.services = services
         self._overview_seconds = overview_seconds
         self._overviews: dict[int, tuple[float, Overview]] = {}
         self._lock = threading.Lock()
@@ -95,7 +92,7 @@ class DashboardStore:
         return overview
 
     def _read_overview(self, window_days: int) -> Overview:
-        now = self.clock()
+        now = self.services.clock()
         today = day_of(now)
         sessions, moved = sessions_metric(window_days), reschedules_metric(window_days)
         with self.services.database.connection_context():
@@ -118,7 +115,7 @@ class DashboardStore:
                                        limit=limit, offset=offset)
 
     def tutor_story(self, tutor_id: str) -> TutorStory | None:
-        today = day_of(self.clock())
+        today = day_of(self.services.clock())
         with self.services.database.connection_context():
             detail = queries.get_tutor_detail(tutor_id, self.metric_names)
             if detail is None:

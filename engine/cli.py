@@ -16,21 +16,23 @@ import peewee
 from engine import inbox, queries
 from engine.config import ConfigError, Settings
 from engine.db import release_connections
+from engine.ingest import ingest as run_ingest
+from engine.ingest import validate_all
 from engine.migrations import migrate, schema_version
-from engine.pipeline import BatchFailed, process_batch, rescore_all, utc_now
-from engine.progress import Progress
 from engine.queue import create_huey
 from engine.registry import RuleLoadError, loaded_rules
+from engine.rescoring import rescore_all
 from engine.services import Services, build_services
 from engine.tasks import register_tasks
-from engine.validation import ValidationError, parse_datetime, validate_session
+from engine.terminal import print_table, progress_bars
+from engine.validation import parse_datetime
 from engine.worker import run_worker
 
 COMMANDS_GROUP = "tutor_quality.commands"  # packages add tqs subcommands here: fn(command) registers them
-INGEST_BATCH = 500
-TABLE_COLUMNS = [
-    ("tutor_id", 14), ("name", 22), ("sessions_30d", 8), ("reschedule_rate_7d", 8),
-    ("reschedule_rate_30d", 8), ("reschedule_rate_90d", 8), ("risk_score", 6), ("flagged", 7),
+TUTOR_COLUMNS = [  # (field, header, justify): the reschedule rule's rates by window, then the overall standing
+    ("tutor_id", "tutor", "left"), ("name", "name", "left"), ("sessions_30d", "sessions 30d", "right"),
+    ("reschedule_rate_7d", "7d %", "right"), ("reschedule_rate_30d", "30d %", "right"),
+    ("reschedule_rate_90d", "90d %", "right"), ("risk_score", "risk", "right"), ("flagged", "flag", "left"),
 ]
 
 
@@ -113,38 +115,30 @@ def ingest(services: Services, args: argparse.Namespace) -> int:
     migrate(services.database)
     if _as_of_in_the_past(args.as_of):
         return 2
-    valid = []
-    for index, item in enumerate(raw):
-        try:
-            valid.append(validate_session(item))
-        except ValidationError as exc:
-            print(f"record {index}: {exc}", file=sys.stderr)
-    rejected = len(raw) - len(valid)
     if not args.sync:
-        return _enqueue(services, valid, rejected)
-    changed = 0
-    progress = Progress("ingest", len(valid))
-    for start in range(0, len(valid), INGEST_BATCH):
-        batch = valid[start:start + INGEST_BATCH]
-        try:
-            results = process_batch(services.database, services.pm, services.settings, batch, args.as_of or utc_now())
-        except BatchFailed as failed:
-            results = failed.results
-            for tutor_id, error in failed.failures.items():
-                print(f"tutor {tutor_id}: could not be scored: {type(error).__name__}: {error}", file=sys.stderr)
-            rejected += len(batch) - len(results)
-        changed += sum(result.changed for result in results)
-        progress.update(start + len(batch))
-    progress.finish()
-    print(f"ingested {len(valid)} sessions ({changed} new or changed), rejected {rejected}", file=sys.stderr)
-    return 1 if rejected else 0
+        valid, rejected = validate_all(raw)
+        _print_rejected(rejected)
+        return _enqueue(services, valid, len(rejected))
+    with progress_bars() as progress:
+        report = run_ingest(services.at(args.as_of) if args.as_of else services, raw, progress=progress)
+    _print_rejected(report.rejected)
+    for tutor_id, error in report.rescore.failures.items():
+        print(f"tutor {tutor_id}: could not be scored: {type(error).__name__}: {error}", file=sys.stderr)
+    print(f"ingested {report.stored} sessions ({report.changed} new or changed), rejected {len(report.rejected)}; "
+          f"rescored {len(report.rescore.rescored)} tutors", file=sys.stderr)
+    return 1 if report.rejected or report.rescore.failures else 0
+
+
+def _print_rejected(rejected) -> None:
+    for index, error in rejected:
+        print(f"record {index}: {error}", file=sys.stderr)
 
 
 def _enqueue(services: Services, records: list, rejected: int) -> int:
     """Store in the inbox and queue, as the API does; a worker scores them."""
     tasks = register_tasks(create_huey(services.settings.queue_url), services)
     for start in range(0, len(records), inbox.MAX_BATCH):
-        ids = inbox.accept(services.database, records[start:start + inbox.MAX_BATCH], utc_now())
+        ids = inbox.accept(services.database, records[start:start + inbox.MAX_BATCH], services.clock())
         tasks.enqueue_inbox(ids)
     print(f"queued {len(records)} sessions for the worker, rejected {rejected}", file=sys.stderr)
     return 1 if rejected else 0
@@ -159,10 +153,9 @@ def tutors(services: Services, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(records, indent=2))
         return 0
-    print("  ".join(name[:width].ljust(width) for name, width in TABLE_COLUMNS))
-    for record in records:
-        print("  ".join(_cell(record.get(name), width) for name, width in TABLE_COLUMNS))
-    print(f"{len(records)} of {total} tutors, {sum(r['flagged'] for r in records)} flagged")
+    print_table([(header, justify) for _, header, justify in TUTOR_COLUMNS],
+                [[_cell(record.get(name)) for name, _, _ in TUTOR_COLUMNS] for record in records],
+                caption=f"{len(records)} of {total} tutors, {sum(r['flagged'] for r in records)} flagged")
     return 0
 
 
@@ -180,16 +173,14 @@ def _all_tutors(services: Services, args: argparse.Namespace) -> tuple[list[dict
     return records, total
 
 
-def _cell(value: Any, width: int) -> str:
+def _cell(value: Any) -> str:
     if value is None:
-        text = "-"
-    elif isinstance(value, bool):
-        text = "FLAG" if value else ""
-    elif isinstance(value, float):
-        text = f"{value:.1f}"
-    else:
-        text = str(value)
-    return text[:width].ljust(width)
+        return "-"
+    if isinstance(value, bool):
+        return "FLAG" if value else ""
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
 
 
 def tutor(services: Services, args: argparse.Namespace) -> int:
@@ -206,7 +197,7 @@ def tutor(services: Services, args: argparse.Namespace) -> int:
         state = f"FLAGGED ({flag['severity']})" if flag["flagged"] else "not flagged"
         print(f"  {flag['rule']} {flag['rule_version']}: {state}, {flag['explanation'].get('decision', '')}")
     for name in services.metric_names:
-        print(f"    {name:<28} {_cell(detail.get(name), 10).strip() or '-'}")
+        print(f"    {name:<28} {_cell(detail.get(name)) or '-'}")
     for heading, lines in (("Insights", detail["insights"]), ("Recommendations", detail["recommendations"])):
         if lines:
             print(heading + ":")
@@ -251,7 +242,7 @@ def worker(services: Services, args: argparse.Namespace) -> int:
 
 
 def retry_failed(services: Services, args: argparse.Namespace) -> int:
-    ids = inbox.reset_failed(services.database)
+    ids = inbox.reset_failed(services.database, services.clock())
     if ids:
         tasks = register_tasks(create_huey(services.settings.queue_url), services)
         queued = tasks.enqueue_inbox(ids)
@@ -265,16 +256,8 @@ def rescore(services: Services, args: argparse.Namespace) -> int:
     migrate(services.database)
     if _as_of_in_the_past(args.as_of):
         return 2
-    progress = Progress("rescore", 0)
-
-    def report(done: int, total: int) -> None:
-        progress.total = total
-        progress.update(done)
-
-    count = rescore_all(
-        services.database, services.pm, services.settings, args.as_of or utc_now(), rebuild=args.rebuild,
-        progress=report,
-    )
-    progress.finish()
+    with progress_bars() as progress:
+        count = rescore_all(services.at(args.as_of) if args.as_of else services, rebuild=args.rebuild,
+                            progress=lambda done, total: progress("rescore", done, total))
     print(f"rescored {count} tutors", file=sys.stderr)
     return 0

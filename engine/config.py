@@ -35,6 +35,8 @@ class Settings:
     max_body_bytes: int = 4 * 1024 * 1024
     sweep_after_seconds: int = 180
     sweep_interval_seconds: int = 30
+    rescore_delay_seconds: float = 0.5
+    rescore_lease_seconds: int = 60
     log_level: str = "INFO"
     dashboard_user: str = "admin"
     dashboard_password: str = field(default="", repr=False)
@@ -86,6 +88,13 @@ def _positive_int(raw: str) -> int:
     return value
 
 
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 3600:
+        raise ValueError("must be a number of seconds between 0 and 3600")
+    return value
+
+
 def _names(raw: str) -> frozenset[str]:
     return frozenset(part.strip() for part in raw.split(",") if part.strip())
 
@@ -126,6 +135,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TQS_MAX_BODY_BYTES": ("max_body_bytes", _positive_int),
     "TQS_SWEEP_AFTER_SECONDS": ("sweep_after_seconds", _positive_int),
     "TQS_SWEEP_INTERVAL_SECONDS": ("sweep_interval_seconds", _positive_int),
+    "TQS_RESCORE_DELAY_SECONDS": ("rescore_delay_seconds", _seconds),
+    "TQS_RESCORE_LEASE_SECONDS": ("rescore_lease_seconds", _positive_int),
     "TQS_LOG_LEVEL": ("log_level", _log_level),
     "TQS_DASHBOARD_USER": ("dashboard_user", str),
     "TQS_DASHBOARD_PASSWORD": ("dashboard_password", str),

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import peewee
-import pluggy
 
-from engine.config import Settings
 from engine.db import write_transaction
 from engine.models import InboxItem
-from engine.pipeline import BatchFailed, ProcessResult, process_batch
+from engine.services import Services
+from engine.sql import Sql
+from engine.storing import StoredSession, lock_sessions, store_locked
 from engine.validation import SessionRecord, ValidationError, to_payload, validate_session
 
 MAX_BATCH = 1000
@@ -60,9 +60,14 @@ def validate_batch(items: Sequence[Any], indexed: bool) -> list[SessionRecord]:
 
 
 def accept(database: peewee.Database, records: Sequence[SessionRecord], now: dt.datetime) -> list[int]:
-    """Store validated records in one transaction; returns their inbox ids in order."""
+    """Store validated records in one transaction; returns their inbox ids in order.
+
+    Rows are stamped as enqueued now, since the caller enqueues them right after the commit;
+    if that fails it calls :func:`mark_unqueued`, and the sweeper queues them.
+    """
     rows = [  # the validated record, not the raw body: unknown fields (however deeply nested) are dropped
-        dict(session_id=record.session_id, tutor_id=record.tutor_id, payload=to_payload(record), received_at=now)
+        dict(session_id=record.session_id, tutor_id=record.tutor_id, payload=to_payload(record), received_at=now,
+             enqueued_at=now)
         for record in records
     ]
     with write_transaction(database):  # RETURNING: Postgres, and SQLite from 3.35
@@ -70,72 +75,64 @@ def accept(database: peewee.Database, records: Sequence[SessionRecord], now: dt.
         return sorted(row.id for row in InboxItem.insert_many(rows).returning(InboxItem.id).execute())
 
 
-def mark_enqueued(database: peewee.Database, ids: Iterable[int], now: dt.datetime) -> None:
+def mark_enqueued(database: peewee.Database, ids: Iterable[int], now: dt.datetime | None) -> None:
+    """Stamp rows as queued at ``now`` (the sweeper, before re-queueing), or as never queued (``None``)."""
     with write_transaction(database):
         InboxItem.update(enqueued_at=now).where(InboxItem.id.in_(list(ids))).execute()
 
 
 @dataclass(frozen=True)
-class Processed:
-    """What a pass over inbox rows did: the rows scored, and the error per tutor that could not be."""
+class StoredItems:
+    """What storing some inbox rows did: the rows stored (with whether each changed anything), how many were
+    superseded by a newer delivery, and rows whose stored payload no longer validates (parked as failed)."""
 
-    scored: list[tuple[InboxItem, ProcessResult]]
-    failures: dict[str, Exception]
+    stored: list[tuple[InboxItem, StoredSession]]
+    superseded: int
+    invalid: list[InboxItem]
 
 
-def process_items(
-    database: peewee.Database, pm: pluggy.PluginManager, settings: Settings, ids: Sequence[int], now: dt.datetime,
-) -> Processed:
-    """Score the still-pending rows among ``ids``; a row of a session that has a newer row is superseded.
+def store_items(services: Services, ids: Sequence[int]) -> StoredItems:
+    """Store the still-pending rows among ``ids`` in one transaction, and mark them processed in it.
 
-    Which row is newest is decided inside each tutor's transaction, after its locks, so an older
-    delivery processed late never overwrites a newer one.
+    A row of a session that has a newer row is superseded instead. Which row is newest is
+    decided after the sessions' locks are taken, so an older delivery stored late never
+    overwrites a newer one.
     """
-    with database.connection_context():
+    database, now = services.database, services.clock()
+    sql = Sql(database)
+    with write_transaction(database):
         items = list(InboxItem.select().where(InboxItem.id.in_(list(ids)) & (InboxItem.status == "pending"))
                      .order_by(InboxItem.id))
         if not items:
-            return Processed([], {})
-        by_session = {item.session_id: item for item in items}  # the newest row of each session in this batch
-        _supersede(database, [item.id for item in items if by_session[item.session_id] is not item], now)
-        superseded: set[str] = set()
-
-        def still_current(session_ids: list[str]) -> set[str]:
-            newest = dict(
-                InboxItem.select(InboxItem.session_id, peewee.fn.MAX(InboxItem.id))
-                .where(InboxItem.session_id.in_(session_ids))
-                .group_by(InboxItem.session_id)
-                .tuples()
-            )
-            current = {sid for sid in session_ids if newest[sid] == by_session[sid].id}
-            stale = [by_session[sid].id for sid in session_ids if sid not in current]
-            superseded.update(sid for sid in session_ids if sid not in current)
-            if stale:
-                InboxItem.update(status="superseded", processed_at=now).where(InboxItem.id.in_(stale)).execute()
-            return current
-
-        def mark_processed(session_ids: list[str]) -> None:
-            done = [by_session[session_id].id for session_id in session_ids]
-            InboxItem.update(status="processed", processed_at=now).where(InboxItem.id.in_(done)).execute()
-
-        live = list(by_session.values())
-        records = [validate_session(item.payload) for item in live]
-        try:
-            results = process_batch(database, pm, settings, records, now, on_stored=mark_processed,
-                                    still_current=still_current)
-            failures: dict[str, Exception] = {}
-        except BatchFailed as failed:
-            results, failures = failed.results, failed.failures
-        by_id = {result.session_id: result for result in results}
-        scored = [(item, by_id[item.session_id]) for item in live
-                  if item.session_id in by_id and item.session_id not in superseded]
-        return Processed(scored, failures)
+            return StoredItems([], 0, [])
+        lock_sessions(database, sorted({item.session_id for item in items}))
+        session_ids = sorted({item.session_id for item in items})
+        newest = dict(sql.all(
+            f"SELECT session_id, MAX(id) FROM inbox WHERE session_id IN ({sql.marks(len(session_ids))}) "
+            "GROUP BY session_id", session_ids))
+        stale = [item.id for item in items if newest[item.session_id] != item.id]
+        live, records, broken = [], [], []
+        for item in items:
+            if newest[item.session_id] != item.id:
+                continue
+            try:
+                records.append(validate_session(item.payload))
+                live.append(item)
+            except ValidationError as exc:  # edited in the database, say: it will never store, so park it
+                broken.append((item, exc))
+        results = store_locked(database, records, now)
+        _finish(sql, [item.id for item in live], "processed", now)
+        _finish(sql, stale, "superseded", now)
+        for item, exc in broken:
+            InboxItem.update(status="failed", last_error=f"invalid payload: {exc}"[:2000]).where(
+                InboxItem.id == item.id).execute()
+        return StoredItems(list(zip(live, results, strict=True)), len(stale), [item for item, _ in broken])
 
 
-def _supersede(database: peewee.Database, ids: list[int], now: dt.datetime) -> None:
+def _finish(sql: Sql, ids: list[int], status: str, now: dt.datetime) -> None:
     if ids:
-        with write_transaction(database):
-            InboxItem.update(status="superseded", processed_at=now).where(InboxItem.id.in_(ids)).execute()
+        sql.run(f"UPDATE inbox SET status = {{p}}, processed_at = {{p}} WHERE id IN ({sql.marks(len(ids))})",
+                [status, InboxItem.processed_at.db_value(now), *ids])
 
 
 def record_attempt(database: peewee.Database, ids: Sequence[int], error: str | None, failed: bool) -> None:
@@ -167,10 +164,10 @@ def stuck_ids(database: peewee.Database, older_than: dt.timedelta, now: dt.datet
         return [row.id for row in query]
 
 
-def reset_failed(database: peewee.Database) -> list[int]:
-    """Put failed rows back to pending (``tqs retry-failed``); returns their ids."""
+def reset_failed(database: peewee.Database, now: dt.datetime) -> list[int]:
+    """Put failed rows back to pending, stamped as queued now (``tqs retry-failed`` queues them); returns their ids."""
     with write_transaction(database):
         ids = [row.id for row in InboxItem.select(InboxItem.id).where(InboxItem.status == "failed")]
         if ids:
-            InboxItem.update(status="pending", enqueued_at=None, attempts=0).where(InboxItem.id.in_(ids)).execute()
+            InboxItem.update(status="pending", enqueued_at=now, attempts=0).where(InboxItem.id.in_(ids)).execute()
     return ids

@@ -20,6 +20,7 @@ from engine.models import (
     EmailReport,
     InboxItem,
     Reschedule,
+    RescoreWaiting,
     RiskEvent,
     SchemaMigration,
     ScoreSnapshot,
@@ -45,9 +46,14 @@ def _create_inbox(database: peewee.Database, migrator: SchemaMigrator) -> None:
     database.create_tables([InboxItem], safe=True)
 
 
+def _create_rescore_waiting(database: peewee.Database, migrator: SchemaMigrator) -> None:
+    database.create_tables([RescoreWaiting], safe=True)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "create schema", _create_schema),
     (2, "inbox of accepted sessions", _create_inbox),
+    (3, "tutors waiting for a rescore", _create_rescore_waiting),
 ]
 
 

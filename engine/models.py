@@ -230,6 +230,27 @@ class InboxItem(BaseModel):
         indexes = ((("status", "received_at"), False),)
 
 
+class RescoreWaiting(BaseModel):
+    """A tutor whose stored sessions changed since its last rescore, from the earliest day touched.
+
+    Written in the transaction that stores the sessions, so a rescore is never lost; a tutor
+    touched many times while waiting is rescored once. ``generation`` grows with every touch,
+    so a rescore that raced a newer store leaves the row for another pass. A worker claims rows
+    by setting ``claimed_until`` (a lease: a worker that dies lets it lapse).
+    """
+
+    tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", primary_key=True, on_delete="CASCADE")
+    from_day = peewee.DateField()
+    generation = peewee.IntegerField(default=1)
+    waiting_since = UTCDateTimeField(index=True)
+    claimed_until = UTCDateTimeField(null=True)
+    attempts = peewee.IntegerField(default=0)
+    last_error = peewee.TextField(null=True)
+
+    class Meta:
+        table_name = "rescore_waiting"
+
+
 class SchemaMigration(BaseModel):
     version = peewee.IntegerField(primary_key=True)
     name = peewee.CharField(max_length=200)
@@ -250,4 +271,5 @@ MODELS = [
     RiskEvent,
     EmailReport,
     InboxItem,
+    RescoreWaiting,
 ]

@@ -19,6 +19,7 @@ import peewee
 from engine.models import (
     InboxItem,
     Reschedule,
+    RescoreWaiting,
     RiskEvent,
     ScoreSnapshot,
     Session,
@@ -278,15 +279,22 @@ def latest_scoring() -> dt.datetime | None:
 
 @dataclass(frozen=True)
 class Backlog:
-    """Sessions accepted but not yet scored, and those that failed for good."""
+    """Work accepted but not finished: sessions not yet stored (the inbox, and those that failed for good),
+    and tutors whose sessions are stored but not yet rescored (with how many of those are failing)."""
 
     pending: int
     failed: int
     oldest_pending_age_seconds: float | None
+    tutors_waiting: int = 0
+    oldest_waiting_seconds: float | None = None
+    tutors_failing: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"pending": self.pending, "failed": self.failed,
-                "oldest_pending_age_seconds": self.oldest_pending_age_seconds}
+                "oldest_pending_age_seconds": self.oldest_pending_age_seconds,
+                "rescore": {"tutors_waiting": self.tutors_waiting,
+                            "oldest_waiting_seconds": self.oldest_waiting_seconds,
+                            "tutors_failing": self.tutors_failing}}
 
 
 def backlog(now: dt.datetime) -> Backlog:
@@ -298,8 +306,19 @@ def backlog(now: dt.datetime) -> Backlog:
     )
     oldest = (InboxItem.select(InboxItem.received_at).where(InboxItem.status == "pending")
               .order_by(InboxItem.received_at).first())
-    age = None if oldest is None else round((now - oldest.received_at).total_seconds(), 1)
-    return Backlog(counts.get("pending", 0), counts.get("failed", 0), age)
+    waiting, failing, since = (
+        RescoreWaiting.select(peewee.fn.COUNT(RescoreWaiting.tutor),
+                              peewee.fn.SUM(peewee.Case(None, [(RescoreWaiting.attempts > 0, 1)], 0)),
+                              peewee.fn.MIN(RescoreWaiting.waiting_since))
+        .tuples().get()
+    )
+    since = RescoreWaiting.waiting_since.python_value(since)
+    return Backlog(counts.get("pending", 0), counts.get("failed", 0), _age_seconds(now, oldest and oldest.received_at),
+                   waiting or 0, _age_seconds(now, since), int(failing or 0))
+
+
+def _age_seconds(now: dt.datetime, since: dt.datetime | None) -> float | None:
+    return None if since is None else round(max((now - since).total_seconds(), 0.0), 1)
 
 
 def flagged_count(on: dt.date | None = None) -> int:

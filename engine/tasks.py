@@ -1,98 +1,125 @@
-"""Queue tasks: score inbox rows (with retries and backoff) and roll every tutor forward hourly.
+"""Queue tasks: store inbox rows (with retries and backoff), rescore waiting tutors, roll every tutor forward.
 
 Tasks carry inbox ids only; the records themselves are in the database, so a lost task
-loses nothing (the sweeper re-enqueues). Every attempt, success and final failure logs
-one line per session.
+loses nothing (the sweeper re-enqueues). After storing, a task rescores the tutors that
+are due: at once when no other batch is queued, otherwise only those that have waited
+``TQS_RESCORE_DELAY_SECONDS``, so a tutor's sessions arriving in many batches are rescored
+together. Every event logs one line.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import peewee
 from huey import Huey, crontab
 from huey.api import TaskWrapper
 
 from engine import inbox
 from engine.logs import log_event
 from engine.models import InboxItem
-from engine.pipeline import rescore_all, utc_now
+from engine.rescoring import rescore_all, rescore_waiting
 from engine.services import Services
 
 RETRIES = 3
 RETRY_DELAY_SECONDS = 2  # then 4, then 8
-ENQUEUE_CHUNK = inbox.MAX_BATCH  # one task per API batch: a tutor's sessions in it are scored in one go
+ENQUEUE_CHUNK = inbox.MAX_BATCH  # one task per API batch
+RESCORE_BUDGET_SECONDS = 1.0  # then the task yields to queued batches, and a follow-up task goes on
 logger = logging.getLogger("tutor_quality.worker")
 
 
 @dataclass(frozen=True)
 class Tasks:
     huey: Huey
-    process_inbox: TaskWrapper
-    rescore: TaskWrapper
-    database: peewee.Database
-    clock: Callable[[], dt.datetime]
+    store_inbox: TaskWrapper
+    rescore_waiting: TaskWrapper
+    rescore_all: TaskWrapper
+    services: Services
 
     def enqueue_inbox(self, ids: Sequence[int]) -> bool:
-        """Queue inbox rows in chunks; False (and logged) when the queue is unreachable: they stay pending."""
+        """Queue inbox rows in chunks; when the queue is unreachable, log it, mark the rest as never
+        queued (the sweeper queues them) and return False."""
         ids = list(ids)
         for start in range(0, len(ids), ENQUEUE_CHUNK):
-            chunk = ids[start:start + ENQUEUE_CHUNK]
             try:
-                self.process_inbox(chunk)
+                self.store_inbox(ids[start:start + ENQUEUE_CHUNK])
             except Exception as exc:  # Redis down, or a failure inside an immediate-mode task
                 log_event(logger, "enqueue_failed", logging.WARNING, items=len(ids) - start, error=type(exc).__name__)
+                with contextlib.suppress(Exception):  # the database is gone too: the rows are swept later
+                    inbox.mark_enqueued(self.services.database, ids[start:], None)
                 return False
-            inbox.mark_enqueued(self.database, chunk, self.clock())
         return True
 
 
-def register_tasks(huey: Huey, services: Services, clock: Callable = utc_now) -> Tasks:
+def register_tasks(huey: Huey, services: Services) -> Tasks:
     """Define the tasks on ``huey``, bound to ``services``; the API and the worker both call this."""
-    database, pm, settings = services.database, services.pm, services.settings
+    settings = services.settings
+    lease = dt.timedelta(seconds=settings.rescore_lease_seconds)
 
-    @huey.task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=2, context=True, name="process_inbox")
-    def process_inbox(ids: list[int], task=None) -> int:
+    def rescore_due(queue_busy: bool) -> bool:
+        """Rescore due tutors within the budget; True when some are left waiting."""
+        now = services.clock()
+        due_by = now - dt.timedelta(seconds=settings.rescore_delay_seconds) if queue_busy else now
+        outcome = rescore_waiting(services, due_by=due_by, budget_seconds=RESCORE_BUDGET_SECONDS, lease=lease)
+        for done in outcome.rescored:
+            log_event(logger, "tutor_rescored", tutor_id=done.tutor_id, flagged=done.flagged, days=done.days,
+                      waited_ms=1000 * done.waited_seconds, ms=done.ms)
+        for tutor_id, error in outcome.failures.items():
+            log_event(logger, "rescore_failed", logging.ERROR, tutor_id=tutor_id, error=type(error).__name__,
+                      message=str(error)[:200])
+        return outcome.more_waiting
+
+    @huey.task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=2, context=True, name="store_inbox")
+    def store_inbox(ids: list[int], task=None) -> int:
         attempt = RETRIES - task.retries + 1 if task is not None else 1
         started = time.perf_counter()
         try:
-            outcome = inbox.process_items(database, pm, settings, ids, clock())
-        except Exception as exc:  # the database is down, say: nothing of this batch was scored
-            outcome = inbox.Processed([], {"*": exc})
-        elapsed_ms = 1000 * (time.perf_counter() - started)
-        for item, result in outcome.scored:
-            log_event(logger, "session_scored", session_id=item.session_id, tutor_id=item.tutor_id,
-                      changed=result.changed, flagged=result.flagged, attempt=attempt,
-                      ms=elapsed_ms / max(len(outcome.scored), 1))
-        if not outcome.failures:
-            return len(outcome.scored)
-        error = next(iter(outcome.failures.values()))
-        final = task is None or task.retries == 0
-        message = f"{type(error).__name__}: {error}"[:2000]
-        inbox.record_attempt(database, ids, message, failed=final)
-        for item in _pending(database, ids):
-            log_event(logger, "session_failed" if final else "session_attempt_failed", logging.ERROR,
-                      session_id=item.session_id, tutor_id=item.tutor_id, attempt=attempt,
-                      error=type(outcome.failures.get(item.tutor_id, error)).__name__)
-        if final:
-            return len(outcome.scored)
-        raise RuntimeError(f"retrying: {message}")
+            outcome = inbox.store_items(services, ids)
+        except Exception as exc:  # the database is down, say: nothing of this batch was stored
+            return _failed_attempt(services, ids, exc, attempt, final=task is None or task.retries == 0)
+        per_session_ms = 1000 * (time.perf_counter() - started) / max(len(outcome.stored), 1)
+        for item, stored in outcome.stored:
+            log_event(logger, "session_stored", session_id=item.session_id, tutor_id=item.tutor_id,
+                      changed=stored.changed, attempt=attempt, ms=per_session_ms)
+        for item in outcome.invalid:
+            log_event(logger, "session_failed", logging.ERROR, session_id=item.session_id, tutor_id=item.tutor_id,
+                      attempt=attempt, error="ValidationError")
+        if rescore_due(queue_busy=huey.pending_count() > 0):
+            rescore_waiting_task()
+        return len(outcome.stored)
+
+    @huey.task(name="rescore_waiting")
+    def rescore_waiting_task() -> None:
+        if rescore_due(queue_busy=False):
+            rescore_waiting_task()
 
     @huey.periodic_task(crontab(minute="5"), name="rescore_all")
-    def rescore() -> int:
+    def rescore_all_task() -> int:
         started = time.perf_counter()
-        count = rescore_all(database, pm, settings, clock())
+        count = rescore_all(services)
         log_event(logger, "rescored", tutors=count, ms=1000 * (time.perf_counter() - started))
         return count
 
-    return Tasks(huey, process_inbox, rescore, database, clock)
+    return Tasks(huey, store_inbox, rescore_waiting_task, rescore_all_task, services)
 
 
-def _pending(database, ids: Sequence[int]) -> list[InboxItem]:
-    with database.connection_context():
+def _failed_attempt(services: Services, ids: Sequence[int], error: Exception, attempt: int, final: bool) -> int:
+    """Count the attempt on the rows still pending, log each, and raise to retry unless it was the last."""
+    message = f"{type(error).__name__}: {error}"[:2000]
+    inbox.record_attempt(services.database, ids, message, failed=final)
+    for item in _pending(services, ids):
+        log_event(logger, "session_failed" if final else "session_attempt_failed", logging.ERROR,
+                  session_id=item.session_id, tutor_id=item.tutor_id, attempt=attempt, error=type(error).__name__)
+    if final:
+        return 0
+    raise RuntimeError(f"retrying: {message}")
+
+
+def _pending(services: Services, ids: Sequence[int]) -> list[InboxItem]:
+    with services.database.connection_context():
         unfinished = InboxItem.id.in_(list(ids)) & InboxItem.status.in_(["pending", "failed"])
         return list(InboxItem.select().where(unfinished))

@@ -81,13 +81,10 @@ def simulate(services: Services, args: argparse.Namespace) -> int:
 
 def _live(services: Services, simulation, post, rate: float) -> int:
     if post is None:
-        from engine.pipeline import process_batch
-        from engine.validation import validate_session
+        from engine.ingest import ingest
 
         def post(sessions):
-            with services.database.connection_context():
-                process_batch(services.database, services.pm, services.settings,
-                              [validate_session(s) for s in sessions])
+            ingest(services, sessions)
     stop = threading.Event()
     print(f"posting {rate:g} new sessions a minute; Ctrl-C to stop", file=sys.stderr)
     try:

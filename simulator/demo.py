@@ -14,7 +14,6 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -22,28 +21,9 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from engine.children import Service, tqs_argv
 from simulator.generate import SessionFactory, simulate
 from simulator.replay import ApiError, ApiTarget, live_feed, replay_api, summarize
-
-
-class Child:
-    """A child process in its own session, so the terminal's Ctrl-C reaches only the demo, which stops it."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_path: Path):
-        self.name = name
-        with open(log_path, "ab") as log:
-            self.process = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
-
-    def stop(self, timeout: float = 20) -> None:
-        if self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
 
 
 def run_demo(data_dir: Path, port: int, fresh: bool, seed: int, tutors: int, sessions_per_day: float,
@@ -62,12 +42,11 @@ def run_demo(data_dir: Path, port: int, fresh: bool, seed: int, tutors: int, ses
            "TQS_QUEUE_URL": f"sqlite:///{demo_dir / 'queue.db'}", "TQS_API_KEYS": api_key,
            "TQS_SWEEP_INTERVAL_SECONDS": "5", "TQS_DASHBOARD_USER": "admin",
            "TQS_DASHBOARD_PASSWORD": dashboard_password}
-    command = [sys.executable, "-m", "engine"]
     children = [
-        Child("worker", [*command, "worker", "--workers", str(workers)], env, demo_dir / "worker.log"),
-        Child("api", [*command, "api", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)], env,
-              demo_dir / "api.log"),
-        Child("dashboard", [*command, "dashboard", "--port", str(dashboard_port)], env, demo_dir / "dashboard.log"),
+        Service("worker", tqs_argv("worker", "--workers", str(workers)), env, demo_dir).start(),
+        Service("api", tqs_argv("api", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)), env,
+                demo_dir).start(),
+        Service("dashboard", tqs_argv("dashboard", "--port", str(dashboard_port)), env, demo_dir).start(),
     ]
     (demo_dir / "demo.pids").write_text("\n".join(str(c.process.pid) for c in children) + "\n")
     stop = threading.Event()
@@ -131,7 +110,7 @@ def _secret(path: Path) -> str:
     return path.read_text().strip()
 
 
-def _wait_for(answers: Callable[[], bool], what: str, children: list[Child], stop: threading.Event,
+def _wait_for(answers: Callable[[], bool], what: str, children: list[Service], stop: threading.Event,
               timeout: float = 60) -> None:
     """Poll until ``answers()``; give up when a child has died or after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

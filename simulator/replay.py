@@ -17,10 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from engine.pipeline import process_batch, utc_now
-from engine.progress import Progress
-from engine.services import Services
-from engine.validation import validate_session
+from engine.ingest import IngestReport, ingest
+from engine.services import Services, utc_now
+from engine.terminal import ProgressUpdate, progress_bars
 from simulator.generate import Simulation
 
 BATCH = 500
@@ -60,44 +59,35 @@ class ApiTarget:
                 time.sleep(2 ** attempt)
 
 
-def replay_direct(services: Services, sessions: Sequence[dict[str, Any]], batch: int = BATCH,
-                  clock: Callable[[], dt.datetime] = utc_now, label: str = "replay (direct)") -> None:
-    """Feed the pipeline in-process, batch by batch, in time order."""
-    progress = Progress(label, len(sessions))
-    with services.database.connection_context():
-        for start in range(0, len(sessions), batch):
-            records = [validate_session(raw) for raw in sessions[start:start + batch]]
-            process_batch(services.database, services.pm, services.settings, records, clock())
-            progress.update(start + len(records))
-    progress.finish()
+def replay_direct(services: Services, sessions: Sequence[dict[str, Any]], batch: int = BATCH) -> IngestReport:
+    """Feed the pipeline in-process, batch by batch, in time order; then rescore each tutor touched once."""
+    with progress_bars() as progress:
+        return ingest(services, sessions, batch, progress=progress)
 
 
-def replay_api(target: ApiTarget, sessions: Sequence[dict[str, Any]], batch: int = BATCH,
-               label: str = "replay (api)") -> None:
+def replay_api(target: ApiTarget, sessions: Sequence[dict[str, Any]], batch: int = BATCH) -> None:
     """POST in time order, a batch at a time, then wait until the workers have scored everything."""
-    progress = Progress(label, len(sessions))
-    for start in range(0, len(sessions), batch):
-        chunk = sessions[start:start + batch]
-        target.post_sessions(chunk)
-        progress.update(start + len(chunk))
-    progress.finish()
-    wait_for_scoring(target, len(sessions))
+    with progress_bars() as progress:
+        for start in range(0, len(sessions), batch):
+            chunk = sessions[start:start + batch]
+            target.post_sessions(chunk)
+            progress("post", start + len(chunk), len(sessions))
+        wait_for_scoring(target, len(sessions), progress)
 
 
-def wait_for_scoring(target: ApiTarget, total: int, timeout: float = 3600) -> None:
-    """Poll /api/health until nothing is pending, showing the backlog shrink."""
-    progress = Progress("scoring", total)
+def wait_for_scoring(target: ApiTarget, total: int, progress: ProgressUpdate, timeout: float = 3600) -> None:
+    """Poll /api/health until no session waits to be stored and no tutor waits to be rescored."""
     deadline = time.monotonic() + timeout
     while True:
         backlog = target.request("GET", "/api/health").get("backlog") or {}
         pending = backlog.get("pending", 0)
-        progress.update(max(0, total - pending))
-        if pending == 0:
+        waiting = (backlog.get("rescore") or {}).get("tutors_waiting", 0)
+        progress("store", max(0, total - pending), total)
+        if pending == 0 and waiting == 0:
             break
         if time.monotonic() > deadline:
-            raise ApiError(f"{pending} sessions still pending after {timeout:.0f}s")
+            raise ApiError(f"{pending} sessions and {waiting} tutors still waiting after {timeout:.0f}s")
         time.sleep(0.25)
-    progress.finish()
 
 
 def live_feed(simulation: Simulation, post: Callable[[list[dict[str, Any]]], None], rate_per_minute: float,

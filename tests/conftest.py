@@ -15,13 +15,13 @@ import peewee
 import pluggy
 import pytest
 
+from dashboard.browser_driver import ARTIFACTS_DIR
 from engine.config import Settings
 from engine.db import bind_database, open_database, release_connections
 from engine.migrations import migrate
-from engine.models import MODELS
 from engine.registry import get_plugin_manager
-from tests.support.browser import ARTIFACTS_DIR
-from tests.support.databases import throwaway_postgres
+from engine.services import Services
+from tests.support.databases import empty_database, throwaway_postgres
 
 pytest_plugins = ["tests.support.stack"]  # subprocess stacks: make_stack, private_redis, sqlite_database
 
@@ -62,23 +62,23 @@ def postgres_database(postgres_url) -> Iterator[peewee.Database]:
 def _prepared(url: str) -> Iterator[peewee.Database]:
     db = bind_database(open_database(url, max_connections=8))
     migrate(db)
-    _empty(db)
+    empty_database(db)
     try:
         yield db
     finally:
-        _empty(db)
+        empty_database(db)
         release_connections(db)
-
-
-def _empty(db: peewee.Database) -> None:
-    with db.connection_context(), db.atomic():
-        for model in reversed(MODELS):
-            model.delete().execute()
 
 
 @pytest.fixture
 def pm(settings) -> pluggy.PluginManager:
     return get_plugin_manager(settings)
+
+
+@pytest.fixture
+def services(settings, database, pm) -> Services:
+    """The core's dependencies on the parametrized database, with the clock stopped at ``NOW``."""
+    return Services(settings, database, pm, clock=lambda: NOW)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

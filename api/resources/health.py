@@ -20,7 +20,7 @@ class HealthResource:
         body: dict = {"status": "ok", "database": database, "queue": queue}
         try:
             with self._services.database.connection_context():
-                body["backlog"] = queries.backlog(self._tasks.clock()).as_dict()
+                body["backlog"] = queries.backlog(self._services.clock()).as_dict()
         except Exception as exc:  # report, do not fail: health must answer when the database is down
             database.update(ok=False, error=type(exc).__name__)
         try:

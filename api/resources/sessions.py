@@ -22,7 +22,7 @@ class SessionsResource:
             records = inbox.validate_batch(items, indexed=isinstance(body, list))
         except inbox.RejectedBatch as rejected:
             raise InvalidSessions([error.as_dict() for error in rejected.errors]) from None
-        ids = inbox.accept(self._services.database, records, self._tasks.clock())
+        ids = inbox.accept(self._services.database, records, self._services.clock())
         self._tasks.enqueue_inbox(ids)  # best effort: stored rows are swept up if this fails
         resp.status = falcon.HTTP_202
         resp.media = {"accepted": len(records), "session_ids": [record.session_id for record in records]}

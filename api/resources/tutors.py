@@ -63,13 +63,14 @@ class TutorResource:
 
 
 class TutorHistoryResource:
-    def __init__(self, services: Services, clock):
-        self._services, self._clock = services, clock
+    def __init__(self, services: Services):
+        self._services = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, tutor_id: str) -> None:
         days = _int_param(req, "days", 90)
         try:
-            history = queries.get_tutor_history(tutor_id, days, day_of(self._clock()), self._services.metric_names)
+            today = day_of(self._services.clock())
+            history = queries.get_tutor_history(tutor_id, days, today, self._services.metric_names)
         except queries.QueryError as exc:
             raise _bad(exc.parameter, str(exc).split(": ", 1)[1]) from None
         if history is None:

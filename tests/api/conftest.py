@@ -18,8 +18,8 @@ API_KEY = "test-key"
 def build_client(database, pm, database_url: str, tmp_path, **overrides) -> testing.TestClient:
     settings = Settings(data_dir=tmp_path, database_url=database_url, queue_url="memory://", api_keys=(API_KEY,),
                         **overrides)
-    services = Services(settings, database, pm)
-    tasks = register_tasks(create_huey(settings.queue_url), services, clock=lambda: NOW)
+    services = Services(settings, database, pm, clock=lambda: NOW)
+    tasks = register_tasks(create_huey(settings.queue_url), services)
     return testing.TestClient(create_app(services, tasks), headers={"Authorization": f"Bearer {API_KEY}"})
 
 

@@ -72,9 +72,9 @@ def seed_sessions() -> list[dict]:
 def stack(tmp_path_factory):
     """The app on a file SQLite database with Huey in immediate mode, and a few tutors already scored."""
     settings = Settings(data_dir=tmp_path_factory.mktemp("openapi"), queue_url="memory://", api_keys=(API_KEY,))
-    services = build_services(settings)
+    services = build_services(settings).at(NOW)
     migrate(services.database)
-    app = create_app(services, register_tasks(create_huey(settings.queue_url), services, clock=lambda: NOW))
+    app = create_app(services, register_tasks(create_huey(settings.queue_url), services))
     seeded = testing.TestClient(app, headers=AUTH).simulate_post("/api/sessions", json=seed_sessions())
     assert seeded.status_code == 202, seeded.text
     yield app, services

@@ -11,9 +11,7 @@ import datetime as dt
 import pytest
 
 from dashboard.store import DashboardStore
-from engine.pipeline import process_batch
-from engine.services import Services
-from engine.validation import validate_session
+from engine.ingest import ingest
 from tests.conftest import NOW
 from tests.factories import raw_session
 
@@ -38,11 +36,11 @@ def plan_sessions(plans=PLANS) -> list[dict]:
 
 
 @pytest.fixture
-def seeded(database, pm, settings):
-    process_batch(database, pm, settings, [validate_session(s) for s in plan_sessions()], NOW)
+def seeded(database, services):
+    ingest(services, plan_sessions())
     return database
 
 
 @pytest.fixture
-def store(seeded, pm, settings) -> DashboardStore:
-    return DashboardStore(Services(settings, seeded, pm), clock=lambda: NOW, overview_seconds=0)
+def store(seeded, services) -> DashboardStore:
+    return DashboardStore(services, overview_seconds=0)

@@ -18,12 +18,7 @@ from urllib.parse import parse_qsl, urlencode, urlparse
 
 import pytest
 
-from engine.config import Settings
-from engine.services import build_services
-from simulator.generate import simulate
-from simulator.replay import replay_direct
-from tests.factories import oracle_rate, raw_session
-from tests.support.browser import (
+from dashboard.browser_driver import (
     ARTIFACTS_DIR,
     CHART,
     TABLE_ROW,
@@ -32,6 +27,11 @@ from tests.support.browser import (
     launch,
     log_in,
 )
+from engine.config import Settings
+from engine.services import build_services
+from simulator.generate import simulate
+from simulator.replay import replay_direct
+from tests.factories import oracle_rate, raw_session
 from tests.support.databases import throwaway_postgres, under_ci
 from tests.support.processes import RedisProcess, Service, free_port, redis_server_available, tqs_argv, wait_until
 from tests.support.stack import Stack
@@ -87,7 +87,7 @@ def dashboard(browser, tmp_path_factory):
             raw_session(f"xss-{i}", "t-xss", seeded_at - dt.timedelta(days=1, hours=i), "rescheduled" if i < 3
                         else "completed", "tutor", tutor_name=XSS_NAME, reason="<script>alert(2)</script>")
             for i in range(8)]
-        replay_direct(services, sessions, clock=lambda: seeded_at)
+        replay_direct(services.at(seeded_at), sessions)
         redis = RedisProcess(free_port(), logs).start()
         wait_until(redis.ping, 10, "redis-server to answer PING")
         stack = Stack(database_url, f"redis://127.0.0.1:{redis.port}/0", logs, services.database).start()

@@ -19,8 +19,7 @@ from dashboard.header import Header, render_overview
 from dashboard.state import SORT_KEYS, DashboardState
 from dashboard.tutor_list import PAGE_SIZE, SORT_CHOICES, TutorList
 from engine import queries
-from engine.pipeline import process_batch
-from engine.validation import validate_session
+from engine.ingest import ingest
 from tests.conftest import NOW
 from tests.dashboard.conftest import PLANS, XSS_NAME
 from tests.dashboard.test_state import FakeLocation
@@ -88,8 +87,8 @@ def test_a_rate_shows_with_its_interval(store):
     assert "Flagged" in alice["flag"] and "\u2691" in alice["flag"]  # an icon and a word
 
 
-def test_pages_come_from_the_database(store, seeded, pm, settings):
-    extra = more_tutors(seeded, pm, settings)
+def test_pages_come_from_the_database(store, seeded, services):
+    extra = more_tutors(services)
     state = DashboardState(sort="tutor")
     view = TutorList(store, state)
     total = len(PLANS) + len(extra)
@@ -99,14 +98,14 @@ def test_pages_come_from_the_database(store, seeded, pm, settings):
     assert len(ids(view)) == total - PAGE_SIZE
 
 
-def more_tutors(database, pm, settings, count: int = PAGE_SIZE + 3) -> list[str]:
+def more_tutors(services, count: int = PAGE_SIZE + 3) -> list[str]:
     extra = [raw_session(f"p-{i}", f"t-page-{i:02d}", NOW - dt.timedelta(hours=i + 1)) for i in range(count)]
-    process_batch(database, pm, settings, [validate_session(s) for s in extra], NOW)
+    ingest(services, extra)
     return [s["tutor_id"] for s in extra]
 
 
-def test_a_page_past_the_end_falls_back_to_the_last_page(store, seeded, pm, settings):
-    more_tutors(seeded, pm, settings)
+def test_a_page_past_the_end_falls_back_to_the_last_page(store, seeded, services):
+    more_tutors(services)
     state = DashboardState(page=9)
     view = TutorList(store, state)
     assert state.page == 2 and len(ids(view)) == len(PLANS) + PAGE_SIZE + 3 - PAGE_SIZE
@@ -118,8 +117,8 @@ def test_a_page_past_the_end_of_nothing_shows_the_empty_first_page(store):
     assert state.page == 1 and ids(view) == [] and "none" in view.count.object
 
 
-def test_a_new_address_sets_the_whole_view_and_keeps_its_page(store, seeded, pm, settings):
-    more_tutors(seeded, pm, settings)
+def test_a_new_address_sets_the_whole_view_and_keeps_its_page(store, seeded, services):
+    more_tutors(services)
     location = FakeLocation(search="?tutor=t-alice&window=7")
     state = DashboardState()
     state.bind_location(location)
@@ -149,17 +148,23 @@ def test_the_header_counts_agree_with_the_plan(store):
 
 
 def test_the_backlog_shows_both_the_wait_and_the_failures(store):
-    overview = dataclasses.replace(store.overview(30), backlog=queries.Backlog(12, 3, 95.0))
+    overview = dataclasses.replace(store.overview(30), backlog=queries.Backlog(12, 3, 95.0, 7, 4.0, 1))
     html = render_overview(overview, 30)
-    assert "12 waiting" in html and "oldest waiting 2 min" in html and "3 sessions failed" in html
+    assert "12 waiting" in html and "12 to store, oldest 2 min" in html and "3 sessions failed" in html
+    assert "7 tutors to rescore, oldest 4 s" in html and "1 tutor failing to rescore" in html
 
 
-def test_flagged_a_week_ago_follows_the_risk_events(seeded, pm, settings, store):
+def test_the_backlog_reads_up_to_date_when_nothing_waits(store):
+    html = render_overview(store.overview(30), 30)
+    assert "up to date: every session received is scored" in html and "to rescore" not in html
+
+
+def test_flagged_a_week_ago_follows_the_risk_events(seeded, services, store):
     # Dan was flagged 20 days ago (3 of 5 moved); 30 completed sessions cleared him 3 days ago (3 of 35).
     old = [raw_session(f"d-{i}", "t-dan", NOW - dt.timedelta(days=20, hours=i), "rescheduled" if i < 3 else
                        "completed", "tutor") for i in range(5)]
     recent = [raw_session(f"d-new-{i}", "t-dan", NOW - dt.timedelta(days=3, hours=i)) for i in range(30)]
-    process_batch(seeded, pm, settings, [validate_session(s) for s in old + recent], NOW)
+    ingest(services, old + recent)
     with seeded.connection_context():
         assert queries.flagged_count(on=NOW.date() - dt.timedelta(days=7)) == 1
         assert queries.flagged_count(on=NOW.date() - dt.timedelta(days=2)) == 2  # Alice and t-0042 by then
@@ -201,23 +206,23 @@ def test_no_chart_without_the_reschedule_rule():
     assert rate_chart([{"date": "2026-11-01", "flagged": False, "no_shows_7d": 1}], 15) is None
 
 
-def test_a_refresh_keeps_the_view_and_shows_new_sessions(store, seeded, pm, settings):
-    more_tutors(seeded, pm, settings)
+def test_a_refresh_keeps_the_view_and_shows_new_sessions(store, seeded, services):
+    more_tutors(services)
     state = DashboardState(sort="tutor", page=2, tutor="t-alice")
     app = DashboardApp(store, state, refresh_seconds=30)
     before, shown = app.detail.head.object, ids(app.tutors)
     new = raw_session("t-alice-new", "t-alice", NOW - dt.timedelta(hours=2), "rescheduled", "tutor")
-    process_batch(seeded, pm, settings, [validate_session(new)], NOW)
+    ingest(services, [new])
     app.refresh()
     assert (state.sort, state.page, state.tutor) == ("tutor", 2, "t-alice")
     assert app.detail.head.object != before and "11 sessions" in app.detail.head.object
     assert ids(app.tutors) == shown and app.tutors.table.page == 2
 
 
-def test_the_flag_history_goes_back_beyond_the_chart(store, seeded, pm, settings):
+def test_the_flag_history_goes_back_beyond_the_chart(store, seeded, services):
     old = [raw_session(f"e-{i}", "t-ed", NOW - dt.timedelta(days=120, hours=i), "rescheduled" if i < 3 else
                        "completed", "tutor") for i in range(5)]
-    process_batch(seeded, pm, settings, [validate_session(s) for s in old], NOW)
+    ingest(services, old)
     story = store.tutor_story("t-ed")
     raised = (NOW - dt.timedelta(days=120)).date()
     assert [(e["kind"], e["date"]) for e in story.risk_events][0] == ("raised", raised.isoformat())

@@ -53,7 +53,7 @@ def test_sessions_posted_over_http_are_scored(stack_of_each_kind):
     stack.wait_until_drained(len(SAMPLE))
     assert_rates_match(stack, SAMPLE, {r["tutor_id"] for r in SAMPLE})
     assert_each_session_counted_once(stack.database, len(SAMPLE))
-    assert "event=session_scored" in stack.worker.log()
+    assert "event=session_stored" in stack.worker.log() and "event=tutor_rescored" in stack.worker.log()
     status, health = stack.client.request("GET", "/api/health")
     assert status == 200 and health["backlog"]["pending"] == 0
 

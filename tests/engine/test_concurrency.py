@@ -1,4 +1,4 @@
-"""Several workers scoring one tutor at once on PostgreSQL: the row lock keeps counts exact."""
+"""Several workers storing and rescoring one tutor at once on PostgreSQL: locks keep counts exact."""
 
 import concurrent.futures
 import datetime as dt
@@ -8,8 +8,10 @@ import threading
 import pytest
 
 from engine import inbox
-from engine.models import InboxItem, Session, Tutor, TutorDailyCount, TutorMetric
-from engine.pipeline import process_session, rescore_all
+from engine.ingest import ingest
+from engine.models import InboxItem, RescoreWaiting, Session, TutorDailyCount, TutorMetric
+from engine.rescoring import rescore_all, rescore_waiting
+from engine.services import Services
 from engine.validation import validate_session
 from tests.conftest import NOW
 from tests.engine.state import derived_state, series_through
@@ -19,7 +21,12 @@ from tests.support.processes import wait_until
 pytestmark = pytest.mark.postgres
 
 
-def test_concurrent_workers_on_one_tutor_keep_counts_exact(postgres_database, pm, settings):
+@pytest.fixture
+def services(postgres_database, pm, settings) -> Services:
+    return Services(settings, postgres_database, pm, clock=lambda: NOW)
+
+
+def test_concurrent_workers_on_one_tutor_keep_counts_exact(postgres_database, services):
     rng = random.Random(7)
     records = [
         raw_session(f"s{i}", "t1", NOW - dt.timedelta(days=rng.uniform(0, 95)),
@@ -29,13 +36,11 @@ def test_concurrent_workers_on_one_tutor_keep_counts_exact(postgres_database, pm
     records += records[:40]  # some sessions are delivered twice, possibly at the same time
     rng.shuffle(records)
 
-    def work(raw):
-        process_session(postgres_database, pm, settings, validate_session(raw), NOW)
-
-    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(work, records))
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:  # each stores, then rescores what waits
+        list(pool.map(lambda raw: ingest(services, [raw]), records))
 
     with postgres_database.connection_context():
+        assert RescoreWaiting.select().count() == 0
         stored = {m.name: m.value for m in TutorMetric.select().where(TutorMetric.tutor == "t1")}
     for days in (7, 30, 90):
         sessions, moved, rate = oracle_rate(records, "t1", NOW, days)
@@ -43,20 +48,16 @@ def test_concurrent_workers_on_one_tutor_keep_counts_exact(postgres_database, pm
         assert stored[f"reschedule_rate_{days}d"] == rate
     through = series_through(postgres_database)
     concurrent_state = derived_state(postgres_database, through)
-    rescore_all(postgres_database, pm, settings, NOW, rebuild=True)
+    rescore_all(services, rebuild=True)
     assert derived_state(postgres_database, through) == concurrent_state
 
 
 
-def test_one_new_session_posted_under_two_tutors_at_once_is_counted_once(postgres_database, pm, settings):
+def test_one_new_session_posted_under_two_tutors_at_once_is_counted_once(postgres_database, services):
     records = [raw_session(f"s{i}", tutor, NOW - dt.timedelta(days=1)) for i in range(40) for tutor in ("ta", "tb")]
     random.Random(3).shuffle(records)
-
-    def work(raw):
-        process_session(postgres_database, pm, settings, validate_session(raw), NOW)
-
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
-        list(pool.map(work, records))
+        list(pool.map(lambda raw: ingest(services, [raw]), records))
     with postgres_database.connection_context():
         owners = {s.session_id: s.tutor_id for s in Session.select()}
         daily = {row.tutor_id: row.sessions for row in TutorDailyCount.select()}
@@ -65,37 +66,50 @@ def test_one_new_session_posted_under_two_tutors_at_once_is_counted_once(postgre
     assert daily.get("ta", 0) == sum(1 for owner in owners.values() if owner == "ta")
 
 
-def test_an_older_delivery_picked_up_before_a_newer_one_does_not_overwrite_it(postgres_database, pm, settings):
-    """Worker 1 picks up delivery A (and a session of another tutor, whose lock it then waits for); meanwhile
-    delivery B of the same session, newer, is stored and scored. When worker 1 reaches A, A is superseded."""
+def test_an_older_delivery_picked_up_before_a_newer_one_does_not_overwrite_it(postgres_database, services):
+    """Worker 1 picks up delivery A of s1 with a session of its own batch whose lock is held elsewhere, so it
+    waits before reaching s1; meanwhile delivery B of s1, newer, is stored. When worker 1 gets to s1, A is
+    superseded."""
+    other_id = _a_session_locked_before(postgres_database, "s1")
     older = validate_session(raw_session("s1", "t1", NOW - dt.timedelta(days=1)))
     newer = validate_session(raw_session("s1", "t1", NOW - dt.timedelta(days=1), "rescheduled", "tutor"))
-    other = validate_session(raw_session("x0", "t0", NOW - dt.timedelta(days=1)))
-    process_session(postgres_database, pm, settings, other, NOW)  # tutor t0 exists, so it can be locked
+    other = validate_session(raw_session(other_id, "t0", NOW - dt.timedelta(days=1)))
     picked_up = inbox.accept(postgres_database, [other, older], NOW)
     holding, release = threading.Event(), threading.Event()
 
-    def hold_tutor_t0():
+    def hold_the_other_session():
         with postgres_database.connection_context(), postgres_database.atomic():
-            Tutor.select().where(Tutor.tutor_id == "t0").for_update().get()
+            postgres_database.execute_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (other_id,))
             holding.set()
             release.wait(20)
 
-    holder = threading.Thread(target=hold_tutor_t0)
+    holder = threading.Thread(target=hold_the_other_session)
     holder.start()
     holding.wait(10)
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        worker_1 = pool.submit(inbox.process_items, postgres_database, pm, settings, picked_up, NOW)
-        wait_until(lambda: _waiting_for_a_lock(postgres_database), 10, "worker 1 to wait for tutor t0")
-        inbox.process_items(postgres_database, pm, settings, inbox.accept(postgres_database, [newer], NOW), NOW)
+        worker_1 = pool.submit(inbox.store_items, services, picked_up)
+        wait_until(lambda: _waiting_for_a_lock(postgres_database), 10, "worker 1 to wait for the other session")
+        inbox.store_items(services, inbox.accept(postgres_database, [newer], NOW))
         release.set()
         holder.join(20)
         worker_1.result(20)
     with postgres_database.connection_context():
+        rescore_waiting(services)
         assert Session.get(Session.session_id == "s1").status == "rescheduled"
+        assert TutorMetric.get((TutorMetric.tutor == "t1") & (TutorMetric.name == "tutor_reschedules_7d")).value == 1
         statuses = {(i.session_id, i.payload["status"]): i.status for i in InboxItem.select()}
-    assert statuses == {("x0", "completed"): "processed", ("s1", "completed"): "superseded",
+    assert statuses == {(other_id, "completed"): "processed", ("s1", "completed"): "superseded",
                         ("s1", "rescheduled"): "processed"}
+
+
+def _a_session_locked_before(database, session_id: str) -> str:
+    """A session id whose advisory-lock key sorts before ``session_id``'s, so it is locked first."""
+    with database.connection_context():
+        for index in range(100):
+            candidate = f"x{index}"
+            if database.execute_sql("SELECT hashtext(%s) < hashtext(%s)", (candidate, session_id)).fetchone()[0]:
+                return candidate
+    raise AssertionError("no candidate id hashes below " + session_id)
 
 
 def _waiting_for_a_lock(database) -> bool:

@@ -5,31 +5,33 @@ import random
 
 import pytest
 
+from engine.ingest import ingest
 from engine.models import (
     Reschedule,
     RiskEvent,
     ScoreSnapshot,
     Session,
     Tutor,
-    TutorDailyCount,
     TutorMetric,
-    TutorScore,
 )
-from engine.pipeline import process_batch, process_session, rescore_all
 from engine.queries import get_tutor_detail
 from engine.registry import metric_names
+from engine.rescoring import rescore_all, rescore_waiting
+from engine.storing import store_sessions
 from engine.validation import validate_session
 from engine.windows import day_of
 from tests.conftest import NOW
 from tests.engine.state import derived_state, series_through
-from tests.factories import oracle_rate, raw_session, session
+from tests.factories import oracle_rate, raw_session
+from tests.support.databases import empty_database
 
 DAY = dt.timedelta(days=1)
 
 
-def process_all(database, pm, settings, records, now=NOW):
+def score_each(services, records):
+    """Each session stored and its tutor rescored before the next arrives."""
     for raw in records:
-        process_session(database, pm, settings, validate_session(raw), now)
+        ingest(services, [raw])
 
 
 def metric(tutor_id, name):
@@ -48,9 +50,9 @@ def random_sessions(seed: int, count: int, tutors=("t1", "t2")) -> list[dict]:
     return records
 
 
-def test_rates_over_each_window_match_counting_by_hand(database, pm, settings):
+def test_rates_over_each_window_match_counting_by_hand(database, pm, settings, services):
     records = random_sessions(seed=1, count=150)
-    process_all(database, pm, settings, records)
+    score_each(services, records)
     with database.connection_context():
         for tutor_id in ("t1", "t2"):
             for days in (7, 30, 90):
@@ -60,52 +62,50 @@ def test_rates_over_each_window_match_counting_by_hand(database, pm, settings):
                 assert metric(tutor_id, f"reschedule_rate_{days}d") == rate
 
 
-def test_processing_the_same_payload_twice_changes_nothing(database, pm, settings):
+def test_processing_the_same_payload_twice_changes_nothing(database, pm, settings, services):
     records = random_sessions(seed=2, count=40)
-    process_all(database, pm, settings, records)
+    score_each(services, records)
     before = derived_state(database)
-    result = process_session(database, pm, settings, validate_session(records[7]), NOW + dt.timedelta(hours=5))
-    assert not result.changed
+    report = ingest(services.at(NOW + dt.timedelta(hours=5)), [records[7]])
+    assert report.stored == 1 and report.changed == 0 and not report.rescore.rescored
     assert derived_state(database) == before
 
 
-def test_arrival_order_does_not_change_the_result(database, pm, settings):
+def test_arrival_order_does_not_change_the_result(database, pm, settings, services):
     records = random_sessions(seed=3, count=80)
-    process_all(database, pm, settings, records)
+    score_each(services, records)
     in_order = derived_state(database)
-    with database.connection_context(), database.atomic():
-        for model in (RiskEvent, ScoreSnapshot, TutorMetric, TutorScore, TutorDailyCount, Reschedule, Session, Tutor):
-            model.delete().execute()
+    empty_database(database)
     shuffled = records[:]
     random.Random(4).shuffle(shuffled)
-    process_all(database, pm, settings, shuffled)
+    score_each(services, shuffled)
     assert derived_state(database) == in_order
 
 
-def test_reposting_a_session_with_new_status_updates_it_without_double_counting(database, pm, settings):
-    process_session(database, pm, settings, session("s1", "t1", NOW - DAY), NOW)
-    process_session(database, pm, settings, session("s1", "t1", NOW - DAY, "rescheduled", "tutor"), NOW)
+def test_reposting_a_session_with_new_status_updates_it_without_double_counting(database, pm, settings, services):
+    score_each(services, [raw_session("s1", "t1", NOW - DAY)])
+    score_each(services, [raw_session("s1", "t1", NOW - DAY, "rescheduled", "tutor")])
     with database.connection_context():
         assert metric("t1", "sessions_7d") == 1 and metric("t1", "tutor_reschedules_7d") == 1
-    process_session(database, pm, settings, session("s1", "t1", NOW - DAY), NOW)
+    score_each(services, [raw_session("s1", "t1", NOW - DAY)])
     with database.connection_context():
         assert metric("t1", "tutor_reschedules_7d") == 0
         assert Reschedule.select().count() == 0
 
 
-def test_session_moved_to_another_tutor_leaves_the_first(database, pm, settings):
-    process_session(database, pm, settings, session("s1", "t1", NOW - DAY, "rescheduled", "tutor"), NOW)
-    process_session(database, pm, settings, session("s1", "t2", NOW - DAY, "rescheduled", "tutor"), NOW)
+def test_session_moved_to_another_tutor_leaves_the_first(database, pm, settings, services):
+    score_each(services, [raw_session("s1", "t1", NOW - DAY, "rescheduled", "tutor")])
+    score_each(services, [raw_session("s1", "t2", NOW - DAY, "rescheduled", "tutor")])
     with database.connection_context():
         assert metric("t1", "sessions_7d") == 0 and metric("t1", "reschedule_rate_7d") is None
         assert metric("t2", "sessions_7d") == 1 and metric("t2", "tutor_reschedules_7d") == 1
 
 
-def test_reschedule_keeps_times_initiator_reason_notice_and_delay(database, pm, settings):
+def test_reschedule_keeps_times_initiator_reason_notice_and_delay(database, pm, settings, services):
     when = NOW - 2 * DAY
     raw = raw_session("s1", "t1", when, "rescheduled", "tutor", reason="illness")
     raw["reschedule_info"]["requested_at"] = (when - dt.timedelta(hours=6)).isoformat()
-    process_session(database, pm, settings, validate_session(raw), NOW)
+    score_each(services, [raw])
     with database.connection_context():
         stored = Reschedule.get(Reschedule.session == "s1")
     assert (stored.initiator, stored.reason) == ("tutor", "illness")
@@ -128,8 +128,8 @@ def bursty_tutor():
     return records
 
 
-def test_flag_is_raised_then_cleared_with_explanations(database, pm, settings):
-    process_all(database, pm, settings, bursty_tutor())
+def test_flag_is_raised_then_cleared_with_explanations(database, pm, settings, services):
+    score_each(services, bursty_tutor())
     with database.connection_context():
         events = list(RiskEvent.select().order_by(RiskEvent.day))
         detail = get_tutor_detail("t1", metric_names(pm))
@@ -143,44 +143,41 @@ def test_flag_is_raised_then_cleared_with_explanations(database, pm, settings):
     assert not detail["flagged"]
 
 
-def test_snapshots_follow_event_time_not_arrival_time(database, pm, settings):
+def test_snapshots_follow_event_time_not_arrival_time(database, pm, settings, services):
     """A 90-day backfill draws the same daily series as living through the 90 days."""
     records = bursty_tutor()
     for raw in records:  # live: each session arrives an hour after it was scheduled
-        record = validate_session(raw)
-        process_session(database, pm, settings, record, record.scheduled_time + dt.timedelta(hours=1))
-    rescore_all(database, pm, settings, NOW)
+        ingest(services.at(validate_session(raw).scheduled_time + dt.timedelta(hours=1)), [raw])
+    rescore_all(services)
     live = derived_state(database)
-    with database.connection_context(), database.atomic():
-        for model in (RiskEvent, ScoreSnapshot, TutorMetric, TutorScore, TutorDailyCount, Reschedule, Session, Tutor):
-            model.delete().execute()
-    process_all(database, pm, settings, records)  # backfill: everything arrives now
-    rescore_all(database, pm, settings, NOW)
+    empty_database(database)
+    score_each(services, records)  # backfill: everything arrives now
+    rescore_all(services)
     backfill = derived_state(database)
     assert live["snapshots"] == backfill["snapshots"]
     assert live["events"] == backfill["events"]
     assert live["scores"] == backfill["scores"]
 
 
-def test_a_backfill_writes_snapshots_only_up_to_the_latest_session_day(database, pm, settings):
+def test_a_backfill_writes_snapshots_only_up_to_the_latest_session_day(database, pm, settings, services):
     last = NOW - dt.timedelta(days=20)
-    process_all(database, pm, settings, [raw_session(f"s{i}", "t1", last - dt.timedelta(days=i)) for i in range(5)])
+    score_each(services, [raw_session(f"s{i}", "t1", last - dt.timedelta(days=i)) for i in range(5)])
     with database.connection_context():
         days = [s.day for s in ScoreSnapshot.select().order_by(ScoreSnapshot.day)]
     assert days[0] == day_of(last) - dt.timedelta(days=4) and days[-1] == day_of(last)
-    rescore_all(database, pm, settings, NOW)
+    rescore_all(services)
     with database.connection_context():
         assert ScoreSnapshot.select().count() == (NOW.date() - days[0]).days + 1
 
 
-def test_windows_roll_forward_without_new_sessions(database, pm, settings):
+def test_windows_roll_forward_without_new_sessions(database, pm, settings, services):
     records = [raw_session(f"s{i}", "t1", NOW - dt.timedelta(days=i), "rescheduled" if i % 2 else "completed", "tutor")
                for i in range(10)]
-    process_all(database, pm, settings, records)
+    score_each(services, records)
     with database.connection_context():
         assert get_tutor_detail("t1", metric_names(pm))["flagged"]
     later = NOW + dt.timedelta(days=40)
-    rescore_all(database, pm, settings, later)
+    rescore_all(services.at(later))
     with database.connection_context():
         detail = get_tutor_detail("t1", metric_names(pm))
         cleared = RiskEvent.get(RiskEvent.kind == "cleared")
@@ -190,64 +187,64 @@ def test_windows_roll_forward_without_new_sessions(database, pm, settings):
     assert detail["updated_at"] == later.isoformat().replace("+00:00", "Z")
 
 
-def test_future_session_counts_only_once_its_time_has_come(database, pm, settings):
-    process_session(database, pm, settings, session("s1", "t1", NOW + dt.timedelta(hours=2)), NOW)
+def test_future_session_counts_only_once_its_time_has_come(database, pm, settings, services):
+    score_each(services, [raw_session("s1", "t1", NOW + dt.timedelta(hours=2))])
     with database.connection_context():
         assert metric("t1", "sessions_7d") == 0
-    rescore_all(database, pm, settings, NOW + dt.timedelta(hours=3))
+    rescore_all(services.at(NOW + dt.timedelta(hours=3)))
     with database.connection_context():
         assert metric("t1", "sessions_7d") == 1
 
 
 @pytest.mark.parametrize("offset", ["+05:30", "-08:00"])
-def test_zoned_times_land_in_the_right_window(database, pm, settings, offset):
+def test_zoned_times_land_in_the_right_window(database, pm, settings, services, offset):
     zone = dt.timezone(dt.timedelta(hours=int(offset[:3]), minutes=int(offset[0] + offset[4:])))
     inside = (NOW - dt.timedelta(days=7) + dt.timedelta(minutes=1)).astimezone(zone)
     outside = (NOW - dt.timedelta(days=7)).astimezone(zone)
-    process_all(database, pm, settings, [raw_session("in", "t1", inside), raw_session("out", "t1", outside)])
+    score_each(services, [raw_session("in", "t1", inside), raw_session("out", "t1", outside)])
     with database.connection_context():
         assert metric("t1", "sessions_7d") == 1 and metric("t1", "sessions_30d") == 2
 
 
-def test_rebuild_from_scratch_reproduces_incremental_scores(database, pm, settings):
+def test_rebuild_from_scratch_reproduces_incremental_scores(database, pm, settings, services):
     records = random_sessions(seed=5, count=120)
     shuffled = records + records[:20]
     random.Random(6).shuffle(shuffled)
-    process_all(database, pm, settings, shuffled)
+    score_each(services, shuffled)
     through = series_through(database)
     incremental = derived_state(database, through)
-    rescore_all(database, pm, settings, NOW, rebuild=True)
+    rescore_all(services, rebuild=True)
     assert derived_state(database, through) == incremental
 
 
-def test_a_batch_scores_exactly_like_one_session_at_a_time(database, pm, settings):
+def test_a_batch_scores_exactly_like_one_session_at_a_time(database, pm, settings, services):
     records = random_sessions(seed=8, count=90, tutors=("t1", "t2", "t3"))
-    process_all(database, pm, settings, records)
+    score_each(services, records)
     one_by_one = derived_state(database)
-    with database.connection_context(), database.atomic():
-        for model in (RiskEvent, ScoreSnapshot, TutorMetric, TutorScore, TutorDailyCount, Reschedule, Session, Tutor):
-            model.delete().execute()
+    empty_database(database)
     typed = [validate_session(raw) for raw in records]
-    results = process_batch(database, pm, settings, typed[:50] + typed[40:60], NOW)
-    assert len(results) == 70 and all(r.changed for r in results[:50])
-    process_batch(database, pm, settings, typed[50:], NOW)
+    with database.connection_context():
+        stored = store_sessions(services, typed[:50] + typed[40:60])
+        assert len(stored) == 60 and all(entry.changed for entry in stored)
+        store_sessions(services, typed[50:])
+        assert len(rescore_waiting(services).rescored) == 3  # each tutor once, however many batches touched it
     assert derived_state(database) == one_by_one
 
 
-def test_time_only_moves_forward_for_a_tutor(database, pm, settings):
+def test_time_only_moves_forward_for_a_tutor(database, pm, settings, services):
     """A worker whose clock is behind (or that waited for the lock) cannot roll a tutor back in time."""
-    process_all(database, pm, settings, bursty_tutor())
+    score_each(services, bursty_tutor())
     with database.connection_context():
         events_before = [(e.kind, e.day) for e in RiskEvent.select().order_by(RiskEvent.day)]
     earlier = NOW - dt.timedelta(days=60)
-    process_session(database, pm, settings, session("late", "t1", earlier - DAY), earlier)
+    ingest(services.at(earlier), [raw_session("late", "t1", earlier - DAY)])
     with database.connection_context():
         assert Tutor.get().scored_at == NOW
         assert [(e.kind, e.day) for e in RiskEvent.select().order_by(RiskEvent.day)] == events_before
 
 
-def test_a_session_dated_years_back_is_stored_without_recomputing_years_of_history(database, pm, settings):
-    process_all(database, pm, settings, [raw_session("old", "t1", NOW - dt.timedelta(days=3000)),
+def test_a_session_dated_years_back_is_stored_without_recomputing_years_of_history(database, pm, settings, services):
+    score_each(services, [raw_session("old", "t1", NOW - dt.timedelta(days=3000)),
                                          raw_session("new", "t1", NOW - DAY)])
     with database.connection_context():
         assert Session.select().count() == 2

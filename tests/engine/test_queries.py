@@ -2,10 +2,10 @@ import datetime as dt
 
 import pytest
 
-from engine.pipeline import process_session, rescore_all
+from engine.ingest import ingest
 from engine.queries import QueryError, get_tutor_detail, get_tutor_history, list_tutors
 from engine.registry import metric_names
-from engine.validation import validate_session
+from engine.rescoring import rescore_all
 from tests.conftest import NOW
 from tests.factories import raw_session
 
@@ -23,15 +23,17 @@ def metrics(pm):
 
 
 @pytest.fixture
-def three_tutors(database, pm, settings):
+def three_tutors(database, services):
     """Alice: 4 of 10 moved (flagged). Bob: 1 of 10. Carol: sessions only 60 days ago (no 7/30-day rate)."""
+    raws = []
     plans = {"t-alice": ("Alice Moreno", 4, 1), "t-bob": ("Bob Stone", 1, 1), "t-carol": ("Carol King", 0, 60)}
     for tutor_id, (name, moved, days_back) in plans.items():
         for i in range(10):
             status = "rescheduled" if i < moved else "completed"
             raw = raw_session(f"{tutor_id}-{i}", tutor_id, NOW - (days_back + i * 0.5) * DAY, status, "tutor",
                               tutor_name=name)
-            process_session(database, pm, settings, validate_session(raw), NOW)
+            raws.append(raw)
+    ingest(services, raws)
     with database.connection_context():
         yield
 
@@ -89,8 +91,8 @@ def test_detail_explains_the_flag_and_lists_recent_reschedules(three_tutors, met
     assert get_tutor_detail("nobody", metrics) is None
 
 
-def test_history_has_one_point_per_day_and_the_events(database, pm, settings, three_tutors, metrics):
-    rescore_all(database, pm, settings, NOW)
+def test_history_has_one_point_per_day_and_the_events(services, three_tutors, metrics):
+    rescore_all(services)
     history = get_tutor_history("t-alice", 30, NOW.date(), metrics)
     assert len(history["points"]) == 30
     assert history["points"][-1]["date"] == NOW.date().isoformat()

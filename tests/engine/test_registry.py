@@ -4,12 +4,13 @@ import pytest
 
 from engine.config import Settings
 from engine.hookspecs import hookimpl
-from engine.pipeline import process_session
+from engine.ingest import ingest
 from engine.queries import get_tutor_detail, list_tutors
 from engine.registry import RuleLoadError, get_plugin_manager, loaded_rules, metric_names
 from engine.rulekit import RuleInfo
+from engine.services import Services
 from tests.conftest import NOW
-from tests.factories import session
+from tests.factories import raw_session
 from tests.plugins import always_watch
 
 
@@ -69,7 +70,8 @@ def test_two_rules_with_one_name_are_rejected():
 
 def test_a_plugin_rule_flags_and_advises_without_engine_changes(database, settings):
     pm = get_plugin_manager(settings, extra_plugins=[always_watch])
-    process_session(database, pm, settings, session("s1", "t1", NOW - dt.timedelta(days=1), "no_show"), NOW)
+    ingest(Services(settings, database, pm, clock=lambda: NOW), [raw_session("s1", "t1", NOW - dt.timedelta(days=1),
+                                                                           "no_show")])
     with database.connection_context():
         detail = get_tutor_detail("t1", metric_names(pm))
         page = list_tutors(metric_names(pm), sort="-no_shows_7d")
@@ -92,7 +94,7 @@ def test_a_plugins_real_valued_metric_is_not_rounded(database, settings):
             return Assessment(rule="rating", version="1", metrics={"avg_rating_30d": 4.6}, flagged=False)
 
     pm = get_plugin_manager(settings, extra_plugins=[AverageRating()])
-    process_session(database, pm, settings, session("s1", "t1", NOW - dt.timedelta(days=1)), NOW)
+    ingest(Services(settings, database, pm, clock=lambda: NOW), [raw_session("s1", "t1", NOW - dt.timedelta(days=1))])
     with database.connection_context():
         record = get_tutor_detail("t1", metric_names(pm))
     assert record["avg_rating_30d"] == 4.6 and record["sessions_7d"] == 1 and isinstance(record["sessions_7d"], int)

@@ -1,14 +1,15 @@
-"""The processing task's retries, final failure and ``retry-failed``, driven step by step through Huey."""
+"""The queue tasks, driven step by step through Huey: store retries and final failure, ``retry-failed``,
+a rule that fails for one tutor, a payload that no longer validates, superseded deliveries."""
 
 import datetime as dt
 import logging
 
-import pytest
 from huey import MemoryHuey
 
 from engine import inbox, queries
+from engine.db import is_postgres
 from engine.hookspecs import hookimpl
-from engine.models import InboxItem
+from engine.models import InboxItem, RescoreWaiting
 from engine.registry import get_plugin_manager
 from engine.rulekit import RuleInfo
 from engine.services import Services
@@ -31,17 +32,12 @@ class BreaksOnOneTutor:
             raise RuntimeError("plugin bug")
 
 
-@pytest.fixture
-def queued(database, settings):
-    """Two sessions in the inbox, one of a tutor the fragile rule cannot score, and a non-immediate queue."""
-    pm = get_plugin_manager(settings, extra_plugins=[BreaksOnOneTutor()])
-    tasks = register_tasks(MemoryHuey("test", immediate=False, results=False), Services(settings, database, pm),
-                           clock=lambda: NOW)
-    items = [raw_session("good", "t-good", NOW - dt.timedelta(days=1)),
-             raw_session("bad", "t-bad", NOW - dt.timedelta(days=1))]
-    ids = inbox.accept(database, [validate_session(i) for i in items], NOW)
-    assert tasks.enqueue_inbox(ids)
-    return tasks, ids
+def make_tasks(services):
+    return register_tasks(MemoryHuey("test", immediate=False, results=False), services)
+
+
+def accept(database, *raws):
+    return inbox.accept(database, [validate_session(raw) for raw in raws], NOW)
 
 
 def run_next(huey):
@@ -61,53 +57,135 @@ def statuses(database):
         return {row.session_id: (row.status, row.attempts) for row in InboxItem.select()}
 
 
-def test_failures_retry_with_backoff_then_park_as_failed_and_retry_failed_requeues(queued, database, settings,
-                                                                                     caplog):
-    tasks, ids = queued
+def backlog(database, now=NOW):
+    with database.connection_context():
+        return queries.backlog(now)
+
+
+def fail_inserts_for(database, tutor_id):
+    """A real database error on storing ``tutor_id``'s sessions, as a full disk or a bad migration would give."""
+    with database.connection_context():
+        if is_postgres(database):
+            database.execute_sql(
+                "CREATE OR REPLACE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION 'disk on fire'; END $$ LANGUAGE plpgsql")
+            database.execute_sql(f"CREATE TRIGGER refuse BEFORE INSERT ON sessions FOR EACH ROW "
+                                 f"WHEN (NEW.tutor_id = '{tutor_id}') EXECUTE FUNCTION refuse()")
+        else:
+            database.execute_sql(f"CREATE TRIGGER refuse BEFORE INSERT ON sessions WHEN NEW.tutor_id = '{tutor_id}' "
+                                 "BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+
+
+def stop_failing(database):
+    with database.connection_context():
+        database.execute_sql("DROP TRIGGER refuse ON sessions" if is_postgres(database) else "DROP TRIGGER refuse")
+
+
+def test_a_store_that_fails_retries_with_backoff_parks_as_failed_and_retry_failed_requeues(
+        database, services, caplog):
+    tasks = make_tasks(services)
     caplog.set_level(logging.INFO, logger="tutor_quality.worker")
+    fail_inserts_for(database, "t-bad")
+    ids = accept(database, raw_session("good", "t-good", NOW - dt.timedelta(days=1)),
+                 raw_session("bad", "t-bad", NOW - dt.timedelta(days=1)))
+    assert tasks.enqueue_inbox(ids)
     delays = []
     for _ in range(RETRIES):
-        task, _ = run_next(tasks.huey)
+        run_next(tasks.huey)
         delays.append(tasks.huey.scheduled()[0].retry_delay if tasks.huey.scheduled() else None)
-    assert statuses(database)["good"][0] == "processed"  # the healthy tutor's transaction committed
     assert delays == [4, 8, 16]  # the delay after each attempt doubles: 2 s, then 4 s, then 8 s were used
+    assert statuses(database) == {"good": ("pending", RETRIES), "bad": ("pending", RETRIES)}  # one transaction
     run_next(tasks.huey)  # the last retry fails for good
-    assert statuses(database)["bad"] == ("failed", RETRIES + 1)
-    assert _backlog(database).failed == 1
+    assert statuses(database) == {"good": ("failed", RETRIES + 1), "bad": ("failed", RETRIES + 1)}
+    assert backlog(database).failed == 2
     lines = [r.getMessage() for r in caplog.records]
     assert sum("event=session_attempt_failed session_id=bad tutor_id=t-bad" in line for line in lines) == RETRIES
     assert sum("event=session_failed session_id=bad tutor_id=t-bad" in line for line in lines) == 1
-    assert any("event=session_scored session_id=good tutor_id=t-good" in line for line in lines)
 
-    fixed = register_tasks(MemoryHuey("fixed", immediate=False, results=False),
-                           Services(settings, database, get_plugin_manager(settings)), clock=lambda: NOW)
-    assert inbox.reset_failed(database) == [ids[1]]
-    fixed.enqueue_inbox([ids[1]])
+    stop_failing(database)
+    assert inbox.reset_failed(database, NOW) == ids
+    assert tasks.enqueue_inbox(ids)
+    run_next(tasks.huey)
+    assert {status for status, _ in statuses(database).values()} == {"processed"}
+    assert backlog(database).failed == 0 and backlog(database).tutors_waiting == 0
+
+
+def test_a_rule_failing_for_one_tutor_keeps_it_waiting_and_scores_the_others(database, settings, caplog):
+    fragile = Services(settings, database, get_plugin_manager(settings, extra_plugins=[BreaksOnOneTutor()]),
+                       clock=lambda: NOW)
+    tasks = make_tasks(fragile)
+    caplog.set_level(logging.INFO, logger="tutor_quality.worker")
+    tasks.enqueue_inbox(accept(database, raw_session("good", "t-good", NOW - dt.timedelta(days=1)),
+                               raw_session("bad", "t-bad", NOW - dt.timedelta(days=1))))
+    run_next(tasks.huey)
+    assert statuses(database) == {"good": ("processed", 0), "bad": ("processed", 0)}  # both stored
+    with database.connection_context():
+        waiting = RescoreWaiting.get()
+        assert waiting.tutor_id == "t-bad" and waiting.attempts == 1 and "plugin bug" in waiting.last_error
+        assert queries.get_tutor_record("t-good", fragile.metric_names)["sessions_7d"] == 1
+    assert backlog(database).tutors_waiting == 1 and backlog(database).tutors_failing == 1
+    lines = [r.getMessage() for r in caplog.records]
+    assert any("event=tutor_rescored tutor_id=t-good" in line for line in lines)
+    assert any("event=rescore_failed tutor_id=t-bad error=RuntimeError" in line for line in lines)
+
+    fixed = make_tasks(Services(settings, database, get_plugin_manager(settings),
+                                clock=lambda: NOW + dt.timedelta(minutes=1)))  # after the retry pause
+    fixed.rescore_waiting()
     run_next(fixed.huey)
-    assert statuses(database)["bad"][0] == "processed"
-    assert _backlog(database).failed == 0
+    assert backlog(database).tutors_waiting == 0
+    with database.connection_context():
+        assert queries.get_tutor_record("t-bad", fixed.services.metric_names)["sessions_7d"] == 1
 
 
-def test_an_older_delivery_of_a_session_is_superseded_by_the_newer(database, settings, pm):
-    tasks = register_tasks(MemoryHuey("test", immediate=False, results=False), Services(settings, database, pm),
-                           clock=lambda: NOW)
+def test_a_payload_that_no_longer_validates_is_parked_and_the_rest_stored(database, services):
+    tasks = make_tasks(services)
+    ids = accept(database, raw_session("good", "t1", NOW - dt.timedelta(days=1)),
+                 raw_session("edited", "t1", NOW - dt.timedelta(days=1)))
+    with database.connection_context():
+        broken = InboxItem.get(InboxItem.session_id == "edited")
+        broken.payload = {**broken.payload, "status": "vanished"}
+        broken.save()
+    tasks.enqueue_inbox(ids)
+    run_next(tasks.huey)
+    with database.connection_context():
+        rows = {row.session_id: row for row in InboxItem.select()}
+    assert rows["good"].status == "processed"
+    assert rows["edited"].status == "failed" and "status" in rows["edited"].last_error
+
+
+def test_an_older_delivery_of_a_session_is_superseded_by_the_newer(database, services):
+    tasks = make_tasks(services)
     older = raw_session("s1", "t1", NOW - dt.timedelta(days=1))
     newer = raw_session("s1", "t1", NOW - dt.timedelta(days=1), "rescheduled", "tutor")
-    first = inbox.accept(database, [validate_session(older)], NOW)
-    second = inbox.accept(database, [validate_session(newer)], NOW)
-    tasks.enqueue_inbox(second)
+    first = accept(database, older)
+    tasks.enqueue_inbox(accept(database, newer))
     run_next(tasks.huey)
     tasks.enqueue_inbox(first)  # the older one arrives late, e.g. swept after a crash
     run_next(tasks.huey)
     with database.connection_context():
         assert [row.status for row in InboxItem.select().order_by(InboxItem.id)] == ["superseded", "processed"]
-    from engine.queries import get_tutor_record
-    from engine.registry import metric_names
+        assert queries.get_tutor_record("t1", services.metric_names)["tutor_reschedules_7d"] == 1
 
+
+def test_with_batches_queued_only_tutors_that_waited_their_delay_are_rescored(database, services, settings):
+    """Rescoring at once when the queue is idle; with batches queued, only tutors that waited long enough,
+    so a tutor whose sessions come in many batches is rescored once for all of them."""
+    tasks = make_tasks(services)
+    tasks.enqueue_inbox(accept(database, raw_session("s1", "t1", NOW - dt.timedelta(days=1))))
+    run_next(tasks.huey)  # nothing else queued: t1 is rescored at once
+    assert backlog(database).tutors_waiting == 0
+
+    tasks.enqueue_inbox(accept(database, raw_session("s2", "t2", NOW - dt.timedelta(days=1))))
+    tasks.enqueue_inbox(accept(database, raw_session("s3", "t3", NOW - dt.timedelta(days=1))))
+    run_next(tasks.huey)  # another batch is queued: t2 waits
     with database.connection_context():
-        assert get_tutor_record("t1", metric_names(pm))["tutor_reschedules_7d"] == 1
+        assert [row.tutor_id for row in RescoreWaiting.select()] == ["t2"]
 
-
-def _backlog(database):
+    later = make_tasks(services.at(NOW + dt.timedelta(seconds=settings.rescore_delay_seconds + 0.5)))
+    later.huey.enqueue(tasks.huey.dequeue())  # the batch of t3, with one more queued behind it
+    later.enqueue_inbox(accept(database, raw_session("s4", "t4", NOW - dt.timedelta(days=1))))
+    run_next(later.huey)  # t2 has waited its delay: rescored; t3 was just stored: waits
     with database.connection_context():
-        return queries.backlog(NOW)
+        assert [row.tutor_id for row in RescoreWaiting.select()] == ["t3"]
+    run_next(later.huey)  # the queue is idle after this batch: everyone is rescored
+    assert backlog(database).tutors_waiting == 0

@@ -6,9 +6,9 @@ from engine.config import Settings
 from engine.db import bind_database, open_database, release_connections
 from engine.migrations import migrate
 from engine.models import RiskEvent, ScoreSnapshot
-from engine.pipeline import rescore_all
 from engine.queries import list_tutors
 from engine.registry import get_plugin_manager, metric_names
+from engine.rescoring import rescore_all
 from engine.services import Services
 from simulator.generate import simulate
 from simulator.replay import ApiTarget, replay_api, replay_direct
@@ -21,7 +21,7 @@ def scored_state(database, pm, settings):
     """Everything an admin sees, rolled forward to one common moment so the two runs compare exactly."""
     bind_database(database)
     migrate(database)
-    rescore_all(database, pm, settings, AS_OF)
+    rescore_all(Services(settings, database, pm, clock=lambda: AS_OF))
     with database.connection_context():
         tutors = [{k: v for k, v in t.items() if k != "updated_at"}
                   for t in list_tutors(metric_names(pm), sort="tutor_id", limit=500).tutors]

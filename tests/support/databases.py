@@ -1,46 +1,37 @@
-"""Throwaway PostgreSQL databases for tests: created on the test server, dropped afterwards."""
+"""Databases for tests: throwaway PostgreSQL ones (skipped without a server, except under CI=true) and a reset."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import uuid
 from collections.abc import Iterator
-from urllib.parse import urlparse, urlunparse
 
+import peewee
 import pytest
 
-DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+from engine.models import MODELS
+from engine.throwaway import PostgresUnavailable, admin_url
+from engine.throwaway import throwaway_postgres as create_throwaway
 
 
 def under_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def admin_url() -> str:
-    return os.environ.get("TQS_TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
-
-
 @contextlib.contextmanager
 def throwaway_postgres(label: str = "test") -> Iterator[str]:
     """A new empty database's URL; skips (fails under CI=true) when no server answers."""
-    import psycopg2
-
-    url = admin_url()
     try:
-        admin = psycopg2.connect(url, connect_timeout=3)
-    except psycopg2.OperationalError as exc:
-        message = f"PostgreSQL not reachable at {url} (set TQS_TEST_DATABASE_URL): {exc}".strip()
+        with create_throwaway(admin_url(), label) as url:
+            yield url
+    except PostgresUnavailable as exc:
         if under_ci():
-            pytest.fail("CI=true requires PostgreSQL: " + message)
-        pytest.skip(message)
-    admin.autocommit = True
-    name = f"tqs_{label}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield urlunparse(urlparse(url)._replace(path="/" + name))
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+            pytest.fail(f"CI=true requires PostgreSQL: {exc}")
+        pytest.skip(str(exc))
+
+
+def empty_database(database: peewee.Database) -> None:
+    """Delete every row of every table, children first."""
+    with database.connection_context(), database.atomic():
+        for model in reversed(MODELS):
+            model.delete().execute()

@@ -1,6 +1,6 @@
 """Real services as subprocesses for end-to-end tests: gunicorn serving the API, Huey consumers, Redis.
 
-Every wait is on a condition (a port answering, a count reached) with a deadline, never a bare sleep.
+The child-process helpers themselves live in :mod:`engine.children` (the demo uses them too).
 """
 
 from __future__ import annotations
@@ -9,76 +9,17 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from engine.children import Service, free_port, tqs_argv, wait_until
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05,
-               pause: Callable[[float], None] = time.sleep) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail naming ``what`` at the deadline.
-
-    ``pause`` waits between polls: a browser test passes Playwright's own wait, which keeps
-    its events (navigations, dialogs) flowing, where ``time.sleep`` would hold them back.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        pause(interval)
-
-
-class Service:
-    """A child process with its output in a log file, stopped (and reaped) on exit."""
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path):
-        self.name, self.argv, self.env = name, argv, env
-        self.log_path = log_dir / f"{name}.log"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> Service:
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
-        self.process = subprocess.Popen(self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
-        log.close()
-        return self
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Signal the whole process group (gunicorn and consumer workers included) and reap it."""
-        if self.process and self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, sig)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        self.kill(signal.SIGTERM)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
-def tqs_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "engine", *args]
+__all__ = ["ApiClient", "RedisProcess", "Service", "free_port", "redis_server_available", "running", "tqs_argv",
+           "wait_until"]
 
 
 class ApiClient:

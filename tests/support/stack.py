@@ -15,7 +15,7 @@ import pytest
 
 from engine.db import bind_database, open_database, release_connections
 from engine.migrations import migrate
-from engine.models import InboxItem
+from engine.models import InboxItem, RescoreWaiting
 from tests.support.databases import under_ci
 from tests.support.processes import (
     ApiClient,
@@ -68,7 +68,7 @@ class Stack:
         self.client = ApiClient(f"http://127.0.0.1:{port}", API_KEY)
         env = {**os.environ, "TQS_DATABASE_URL": self.database_url, "TQS_QUEUE_URL": self.queue_url,
                "TQS_API_KEYS": API_KEY, "TQS_DATA_DIR": str(self.log_dir), "TQS_SWEEP_INTERVAL_SECONDS": "1",
-               "TQS_SWEEP_AFTER_SECONDS": "3", **self.extra_env}
+               "TQS_SWEEP_AFTER_SECONDS": "3", "TQS_RESCORE_LEASE_SECONDS": "5", **self.extra_env}
         self.api = Service("api", tqs_argv("api", "--bind", f"127.0.0.1:{port}", "--workers", "2"), env, self.log_dir)
         self.worker = self.new_worker(env)
         self.env = env
@@ -99,11 +99,17 @@ class Stack:
                 counts[status] = counts.get(status, 0) + 1
             return counts
 
+    def tutors_waiting(self) -> int:
+        with self.database.connection_context():
+            return RescoreWaiting.select().count()
+
     def wait_until_drained(self, expected_items: int, timeout: float = 90) -> dict[str, int]:
+        """Until every inbox row is finished and no tutor waits for a rescore."""
         def drained():
             counts = self.inbox_counts()
-            return counts if sum(counts.values()) == expected_items and not counts.get("pending") else None
-        return wait_until(drained, timeout, f"{expected_items} inbox rows to be processed "
+            done = sum(counts.values()) == expected_items and not counts.get("pending") and not self.tutors_waiting()
+            return counts if done else None
+        return wait_until(drained, timeout, f"{expected_items} inbox rows to be processed and rescored "
                                             f"(worker log tail: {self.worker.log()[-1500:]})", interval=0.2)
 
 

@@ -18,7 +18,7 @@ CHROMIUM_FLAGS = [
 ]
 TABLE_ROW = ".tabulator-row"
 CHART = ".tq-detail canvas"
-ARTIFACTS_DIR = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS_DIR = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
 # Records, in the page's own clock (ms since its navigation began, redirects included), the first

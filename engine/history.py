@@ -1,0 +1,111 @@
+"""Load a tutor's history from the database, as rules see it (:class:`engine.windows.TutorHistory`).
+
+Daily counts come in one read; the sessions of a window's partial edge days and the
+reschedules a rule asks about are read only when asked for.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import peewee
+
+from engine.models import Reschedule, Session, TutorDailyCount
+from engine.sql import Sql
+from engine.windows import (
+    COUNT_FIELDS,
+    MAX_WINDOW_DAYS,
+    ONE_DAY,
+    Counts,
+    DailyCounts,
+    RescheduleFact,
+    SessionFact,
+    TutorHistory,
+    day_of,
+    session_counts,
+    start_of_day,
+)
+
+_time = Session.scheduled_time.db_value
+_read_time = Session.scheduled_time.python_value
+_day = TutorDailyCount.day.db_value
+_read_day = TutorDailyCount.day.python_value
+
+
+def load_history(database: peewee.Database, tutor_id: str, name: str | None, first_day: dt.date,
+                 last_day: dt.date) -> TutorHistory:
+    """Daily counts wide enough for every window of every day from ``first_day`` to ``last_day``."""
+    sql = Sql(database)
+    since = first_day - dt.timedelta(days=MAX_WINDOW_DAYS)
+    rows = sql.all(
+        f"SELECT day, {', '.join(COUNT_FIELDS)} FROM tutor_daily_counts "
+        "WHERE tutor_id = {p} AND day >= {p} AND day <= {p}",
+        (tutor_id, _day(since), _day(last_day)),
+    )
+    by_day = {_read_day(row[0]): Counts._make(row[1:]) for row in rows}
+    return TutorHistory(
+        tutor_id, name, DailyCounts(by_day, since, last_day),
+        load_sessions=lambda days: load_sessions_on(sql, tutor_id, days),
+        load_reschedules=lambda after, until: load_reschedules(sql, tutor_id, after, until),
+    )
+
+
+def load_sessions_on(sql: Sql, tutor_id: str, days: list[dt.date]) -> dict[dt.date, list[SessionFact]]:
+    """The tutor's sessions on the given UTC days, in one query."""
+    ranges = " OR ".join(["(s.scheduled_time >= {p} AND s.scheduled_time < {p})"] * len(days))
+    params: list = [tutor_id]
+    for day in days:
+        params += [_time(start_of_day(day)), _time(start_of_day(day + ONE_DAY))]
+    rows = sql.all(
+        "SELECT s.scheduled_time, s.status, s.is_first_session, r.initiator FROM sessions s "
+        "LEFT JOIN reschedules r ON r.session_id = s.session_id "
+        f"WHERE s.tutor_id = {{p}} AND ({ranges})",
+        params,
+    )
+    found: dict[dt.date, list[SessionFact]] = {day: [] for day in days}
+    for scheduled, status, first, initiator in rows:
+        moment = _read_time(scheduled)
+        found[day_of(moment)].append(
+            SessionFact(moment, session_counts(status, initiator, None if first is None else bool(first))))
+    return found
+
+
+def load_reschedules(sql: Sql, tutor_id: str, after: dt.datetime, until: dt.datetime) -> list[RescheduleFact]:
+    """Reschedules of the tutor's sessions scheduled in (after, until]."""
+    rows = sql.all(
+        "SELECT r.session_id, s.scheduled_time, r.initiator, r.reason, r.original_time, r.new_time, "
+        "r.requested_at, r.notice_seconds, r.delay_seconds FROM reschedules r "
+        "JOIN sessions s ON s.session_id = r.session_id "
+        "WHERE r.tutor_id = {p} AND s.scheduled_time > {p} AND s.scheduled_time <= {p}",
+        (tutor_id, _time(after), _time(until)),
+    )
+    read = Reschedule.original_time.python_value
+    return [
+        RescheduleFact(session_id=sid, scheduled_time=_read_time(scheduled), initiator=initiator, reason=reason,
+                       original_time=read(original), new_time=read(new), requested_at=read(requested),
+                       notice_seconds=notice, delay_seconds=delay)
+        for sid, scheduled, initiator, reason, original, new, requested, notice, delay in rows
+    ]
+
+
+def first_session_day(tutor_id: str) -> dt.date | None:
+    first = TutorDailyCount.select(peewee.fn.MIN(TutorDailyCount.day)).where(TutorDailyCount.tutor == tutor_id)
+    return first.scalar()
+
+
+def recount_all_days(tutor_id: str) -> None:
+    """Rebuild a tutor's daily counts from its sessions alone (for ``tqs rescore --rebuild``)."""
+    TutorDailyCount.delete().where(TutorDailyCount.tutor == tutor_id).execute()
+    query = (
+        Session.select(Session.scheduled_time, Session.status, Session.is_first_session, Reschedule.initiator)
+        .join(Reschedule, peewee.JOIN.LEFT_OUTER, on=(Reschedule.session == Session.session_id))
+        .where(Session.tutor == tutor_id)
+        .objects()
+    )
+    totals: dict[dt.date, Counts] = {}
+    for row in query:
+        day = day_of(row.scheduled_time)
+        totals[day] = totals.get(day, Counts()) + session_counts(row.status, row.initiator, row.is_first_session)
+    rows = [dict(tutor=tutor_id, day=day, **total.as_dict()) for day, total in sorted(totals.items())]
+    if rows:
+        TutorDailyCount.insert_many(rows).execute()

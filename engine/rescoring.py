@@ -1,0 +1,222 @@
+"""Rescore tutors: the ones waiting after a store (coalesced), or every tutor (the hourly roll-forward).
+
+A rescore runs every rule over the tutor's days from the earliest day that changed to
+today, in one transaction holding the tutor's row lock, and writes what changed. Waiting
+tutors are claimed with a lease (``FOR UPDATE SKIP LOCKED`` on Postgres, so two workers
+never take the same one); the waiting row is deleted in the rescore's own transaction,
+only if no store touched the tutor meanwhile (its ``generation`` is unchanged). A worker
+that dies mid-rescore rolls back, and its lease lapses for another worker to take over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from engine.db import write_transaction
+from engine.history import first_session_day, load_history, recount_all_days
+from engine.models import RescoreWaiting, Tutor
+from engine.results import clear_derived, load_snapshots, write_current, write_events, write_snapshots
+from engine.series import compute_series, transitions
+from engine.services import Services
+from engine.sql import Sql
+from engine.windows import day_of
+
+# Daily history is kept for about 13 months: a session dated years back is stored and counted, but
+# does not make the tutor's series be recomputed (and written) day by day from then.
+HISTORY_HORIZON = dt.timedelta(days=400)
+CLAIM_CHUNK = 16
+RETRY_BACKOFF_SECONDS = (2, 8, 30, 120, 600)
+
+_time = Tutor.scored_at.db_value
+_read_time = Tutor.scored_at.python_value
+_day = Tutor.series_through.db_value
+_read_day = Tutor.series_through.python_value
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A waiting tutor taken by this worker: rescore from ``from_day``; ``generation`` as claimed."""
+
+    tutor_id: str
+    from_day: dt.date
+    generation: int
+    waiting_since: dt.datetime
+
+
+@dataclass(frozen=True)
+class Rescored:
+    """One tutor rescored: its flag now, how long it had waited, the rescore's own time."""
+
+    tutor_id: str
+    flagged: bool
+    days: int
+    waited_seconds: float
+    ms: float
+
+
+@dataclass
+class RescoreRound:
+    """What one pass over the waiting tutors did."""
+
+    rescored: list[Rescored] = field(default_factory=list)
+    failures: dict[str, Exception] = field(default_factory=dict)
+    more_waiting: bool = False
+
+
+def rescore_tutor(services: Services, tutor_id: str, from_day: dt.date | None, *, through_today: bool = False,
+                  rebuild: bool = False, claim: Claim | None = None) -> Rescored | None:
+    """Rescore one tutor in one transaction; ``None`` when the tutor does not exist.
+
+    ``from_day`` is the earliest day whose sessions changed (``None``: from its last snapshot, or
+    its first session). Snapshots are written up to the tutor's latest session day, or with
+    ``through_today`` up to today. With ``claim``, the tutor's waiting row is settled in the same
+    transaction. Time only moves forward for a tutor: a clock behind its last scoring is taken
+    as that moment instead.
+    """
+    started = time.perf_counter()
+    sql = Sql(services.database)
+    with write_transaction(services.database):
+        row = sql.all(
+            "SELECT name, series_through, scored_at FROM tutors WHERE tutor_id = {p}" + sql.lock_row, (tutor_id,))
+        if not row:
+            if claim:
+                sql.run("DELETE FROM rescore_waiting WHERE tutor_id = {p}", (tutor_id,))
+            return None
+        name, series_through, scored_at = row[0]
+        series_through, scored_at = _read_day(series_through), _read_time(scored_at)
+        if rebuild:
+            clear_derived(tutor_id)
+            recount_all_days(tutor_id)
+            series_through = None
+        now = max(services.clock(), scored_at or services.clock())
+        today = day_of(now)
+        changed_from = from_day or series_through or first_session_day(tutor_id) or today
+        start = max(min(changed_from, series_through or changed_from, today), today - HISTORY_HORIZON)
+        history = load_history(services.database, tutor_id, name, start, today)
+        latest = history.daily.last_active or start
+        persist_end = today if through_today else min(max(latest, series_through or start, start), today)
+        existing = load_snapshots(sql, tutor_id, start - dt.timedelta(days=1), persist_end)
+        before = existing.get(start - dt.timedelta(days=1))
+        previous_flags = dict(before.flags) if before else {}
+        points = compute_series(services.pm, services.settings, history, start, now, previous_flags)
+        write_snapshots(sql, tutor_id, [p for p in points if p.day <= persist_end], existing)
+        write_events(sql, tutor_id, start, transitions(points, previous_flags), now)
+        current = points[-1]
+        advice = {a.rule: a for a in services.pm.hook.advise_tutor(
+            history=history, as_of=current.as_of, assessments=current.assessments, settings=services.settings)}
+        write_current(sql, tutor_id, current, advice)
+        risk = max((a.risk_score for a in current.assessments.values()), default=0.0)
+        sql.run("UPDATE tutors SET series_through = {p}, flagged = {p}, risk_score = {p}, scored_at = {p} "
+                "WHERE tutor_id = {p}",
+                (_day(max(persist_end, series_through or persist_end)), current.flagged, risk, _time(now), tutor_id))
+        if claim:
+            _settle(sql, claim)
+    waited = (now - claim.waiting_since).total_seconds() if claim else 0.0
+    return Rescored(tutor_id, current.flagged, len(points), max(waited, 0.0), 1000 * (time.perf_counter() - started))
+
+
+def _settle(sql: Sql, claim: Claim) -> None:
+    """Done: forget the waiting row, unless a store touched the tutor since the claim; then free it."""
+    done = sql.run("DELETE FROM rescore_waiting WHERE tutor_id = {p} AND generation = {p}",
+                   (claim.tutor_id, claim.generation))
+    if done.rowcount == 0:  # keeps its first wait, so the pass that claimed it takes it again at once
+        sql.run("UPDATE rescore_waiting SET claimed_until = NULL WHERE tutor_id = {p}", (claim.tutor_id,))
+
+
+def claim_waiting(services: Services, limit: int, due_by: dt.datetime, lease: dt.timedelta) -> list[Claim]:
+    """Take up to ``limit`` waiting tutors that have waited since ``due_by`` or longer, oldest first."""
+    sql = Sql(services.database)
+    now = services.clock()
+    with write_transaction(services.database):
+        rows = sql.all(
+            "UPDATE rescore_waiting SET claimed_until = {p} WHERE tutor_id IN ("
+            "SELECT tutor_id FROM rescore_waiting WHERE (claimed_until IS NULL OR claimed_until < {p}) "
+            "AND waiting_since <= {p} ORDER BY waiting_since LIMIT {p}" + sql.skip_locked + ") "
+            "RETURNING tutor_id, from_day, generation, waiting_since",
+            (_time(now + lease), _time(now), _time(due_by), limit),
+        )
+    claims = [Claim(tutor_id, _read_day(day), generation, _read_time(since))
+              for tutor_id, day, generation, since in rows]
+    return sorted(claims, key=lambda claim: claim.waiting_since)
+
+
+def release(services: Services, claims: list[Claim]) -> None:
+    """Give back claims this worker will not get to, so another takes them at once."""
+    if claims:
+        sql = Sql(services.database)
+        with write_transaction(services.database):
+            sql.run(f"UPDATE rescore_waiting SET claimed_until = NULL WHERE tutor_id IN ({sql.marks(len(claims))})",
+                    [claim.tutor_id for claim in claims])
+
+
+def _record_failure(services: Services, claim: Claim, error: Exception) -> None:
+    """Keep the tutor waiting, retried after a growing pause, with the error for ``/api/health``."""
+    sql = Sql(services.database)
+    with write_transaction(services.database):
+        attempts = sql.all("SELECT attempts FROM rescore_waiting WHERE tutor_id = {p}", (claim.tutor_id,))
+        count = attempts[0][0] if attempts else 0
+        pause = RETRY_BACKOFF_SECONDS[min(count, len(RETRY_BACKOFF_SECONDS) - 1)]
+        sql.run("UPDATE rescore_waiting SET claimed_until = {p}, attempts = attempts + 1, last_error = {p} "
+                "WHERE tutor_id = {p}",
+                (_time(services.clock() + dt.timedelta(seconds=pause)), f"{type(error).__name__}: {error}"[:2000],
+                 claim.tutor_id))
+
+
+def rescore_waiting(services: Services, *, due_by: dt.datetime | None = None, budget_seconds: float | None = None,
+                    lease: dt.timedelta = dt.timedelta(seconds=60),
+                    on_rescored: Callable[[Rescored], None] | None = None) -> RescoreRound:
+    """Rescore waiting tutors (those waiting since ``due_by`` or longer; default all) until none is left
+    or ``budget_seconds`` is spent. A tutor that fails stays waiting and is retried later."""
+    outcome = RescoreRound()
+    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
+    while True:
+        claims = claim_waiting(services, CLAIM_CHUNK, due_by or services.clock(), lease)
+        if not claims:
+            return outcome
+        for index, claim in enumerate(claims):
+            if deadline is not None and time.monotonic() > deadline:
+                release(services, claims[index:])
+                outcome.more_waiting = True
+                return outcome
+            try:
+                done = rescore_tutor(services, claim.tutor_id, claim.from_day, claim=claim)
+            except Exception as exc:  # a rule raised, or the database went away: the tutor stays waiting
+                outcome.failures[claim.tutor_id] = exc
+                with contextlib.suppress(Exception):  # the database is gone: the lease lapses on its own
+                    _record_failure(services, claim, exc)
+                continue
+            if done:
+                outcome.rescored.append(done)
+                if on_rescored:
+                    on_rescored(done)
+
+
+def rescore_all(services: Services, *, rebuild: bool = False,
+                progress: Callable[[int, int], None] | None = None) -> int:
+    """Roll every tutor's windows forward to now and snapshot through today (one transaction per tutor).
+
+    With ``rebuild``, first forget everything derived and recompute from the sessions alone.
+    """
+    with services.database.connection_context():
+        tutor_ids = [t.tutor_id for t in Tutor.select(Tutor.tutor_id).order_by(Tutor.tutor_id)]
+        for done, tutor_id in enumerate(tutor_ids, start=1):
+            rescore_tutor(services, tutor_id, None, through_today=True, rebuild=rebuild)
+            if progress:
+                progress(done, len(tutor_ids))
+    return len(tutor_ids)
+
+
+def claimable_count(services: Services) -> int:
+    """Waiting tutors no worker holds (never claimed, or the lease lapsed)."""
+    with services.database.connection_context():
+        return RescoreWaiting.select().where(
+            RescoreWaiting.claimed_until.is_null() | (RescoreWaiting.claimed_until < services.clock())).count()
+
+
+def waiting_count() -> int:
+    """Tutors waiting for a rescore (the caller holds a connection)."""
+    return RescoreWaiting.select().count()

@@ -1,0 +1,126 @@
+"""Write what scoring derived: daily snapshots, risk events, current scores and metrics.
+
+Each writer compares with what is stored and writes only rows that changed, so a rescore
+that changes nothing writes (almost) nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from engine.models import JSONField, RiskEvent, ScoreSnapshot, TutorDailyCount, TutorMetric, TutorScore
+from engine.rulekit import Advice
+from engine.series import RiskTransition, SeriesPoint
+from engine.sql import Sql, flatten
+
+_time = ScoreSnapshot.as_of.db_value
+_read_time = ScoreSnapshot.as_of.python_value
+_day = ScoreSnapshot.day.db_value
+_read_day = ScoreSnapshot.day.python_value
+_json = JSONField().db_value
+_read_json = JSONField().python_value
+
+
+@dataclass(frozen=True)
+class StoredSnapshot:
+    as_of: dt.datetime
+    metrics: dict
+    flags: dict
+
+
+def load_snapshots(sql: Sql, tutor_id: str, first: dt.date, last: dt.date) -> dict[dt.date, StoredSnapshot]:
+    rows = sql.all(
+        "SELECT day, as_of, metrics, flags FROM score_snapshots WHERE tutor_id = {p} AND day >= {p} AND day <= {p}",
+        (tutor_id, _day(first), _day(last)),
+    )
+    return {_read_day(day): StoredSnapshot(_read_time(as_of), _read_json(metrics), _read_json(flags))
+            for day, as_of, metrics, flags in rows}
+
+
+def write_snapshots(sql: Sql, tutor_id: str, points: Iterable[SeriesPoint],
+                    existing: Mapping[dt.date, StoredSnapshot]) -> int:
+    """Upsert the snapshots whose values changed; returns how many were written."""
+    rows = []
+    for point in points:
+        old = existing.get(point.day)
+        metrics, flags = point.metrics, point.flags
+        if old and old.as_of == point.as_of and old.metrics == metrics and old.flags == flags:
+            continue
+        rows.append((tutor_id, _day(point.day), _time(point.as_of), _json(metrics), _json(flags), point.flagged))
+    if rows:
+        sql.run(
+            "INSERT INTO score_snapshots (tutor_id, day, as_of, metrics, flags, flagged) "
+            f"VALUES {sql.rows(len(rows), 6)} "
+            "ON CONFLICT (tutor_id, day) DO UPDATE SET as_of = excluded.as_of, metrics = excluded.metrics, "
+            "flags = excluded.flags, flagged = excluded.flagged",
+            flatten(rows),
+        )
+    return len(rows)
+
+
+def write_events(sql: Sql, tutor_id: str, start: dt.date, found: list[RiskTransition], now: dt.datetime) -> None:
+    """Make the stored events from ``start`` on equal the derived ones, keeping rows that still hold exactly."""
+    stored = {
+        (rule, kind, _read_day(day)): (event_id, severity, _read_json(explanation))
+        for event_id, rule, kind, day, severity, explanation in sql.all(
+            "SELECT id, rule, kind, day, severity, explanation FROM risk_events WHERE tutor_id = {p} AND day >= {p}",
+            (tutor_id, _day(start)),
+        )
+    }
+    wanted = {(t.rule, t.kind, t.day): t for t in found}
+    kept = {key for key, (_, severity, explanation) in stored.items()
+            if key in wanted and (severity, explanation) == (wanted[key].severity, wanted[key].explanation)}
+    stale = [event_id for key, (event_id, _, _) in stored.items() if key not in kept]
+    if stale:
+        sql.run(f"DELETE FROM risk_events WHERE id IN ({sql.marks(len(stale))})", stale)
+    fresh = [
+        (tutor_id, t.rule, t.kind, _day(t.day), _time(t.occurred_at), t.severity, _json(t.explanation), _time(now))
+        for key, t in sorted(wanted.items()) if key not in kept
+    ]
+    if fresh:
+        sql.run(
+            "INSERT INTO risk_events (tutor_id, rule, kind, day, occurred_at, severity, explanation, recorded_at) "
+            f"VALUES {sql.rows(len(fresh), 8)}",
+            flatten(fresh),
+        )
+
+
+def write_current(sql: Sql, tutor_id: str, current: SeriesPoint, advice: Mapping[str, Advice]) -> None:
+    """The current verdict of every rule, and every current metric value that changed."""
+    scores = [
+        (tutor_id, rule, a.version, a.flagged, a.severity, a.risk_score, _json(a.explanation),
+         _json(advice[rule].insights if rule in advice else []),
+         _json(advice[rule].recommendations if rule in advice else []), _time(current.as_of))
+        for rule, a in sorted(current.assessments.items())
+    ]
+    if scores:
+        sql.run(
+            "INSERT INTO tutor_scores (tutor_id, rule, rule_version, flagged, severity, risk_score, explanation, "
+            f"insights, recommendations, as_of) VALUES {sql.rows(len(scores), 10)} "
+            "ON CONFLICT (tutor_id, rule) DO UPDATE SET rule_version = excluded.rule_version, "
+            "flagged = excluded.flagged, severity = excluded.severity, risk_score = excluded.risk_score, "
+            "explanation = excluded.explanation, insights = excluded.insights, "
+            "recommendations = excluded.recommendations, as_of = excluded.as_of",
+            flatten(scores),
+        )
+    stored = dict(sql.all("SELECT name, value FROM tutor_metrics WHERE tutor_id = {p}", (tutor_id,)))
+    metrics = [
+        (tutor_id, name, rule, value)
+        for rule, a in sorted(current.assessments.items())
+        for name, value in a.metrics.items()
+        if name not in stored or stored[name] != value
+    ]
+    if metrics:
+        sql.run(
+            f"INSERT INTO tutor_metrics (tutor_id, name, rule, value) VALUES {sql.rows(len(metrics), 4)} "
+            "ON CONFLICT (tutor_id, name) DO UPDATE SET value = excluded.value, rule = excluded.rule",
+            flatten(metrics),
+        )
+
+
+def clear_derived(tutor_id: str) -> None:
+    """Forget everything derived for a tutor, so it can be rebuilt from its sessions."""
+    for model in (ScoreSnapshot, RiskEvent, TutorScore, TutorMetric, TutorDailyCount):
+        model.delete().where(model.tutor == tutor_id).execute()

@@ -1,0 +1,233 @@
+"""Store a batch of sessions in one short transaction, and mark their tutors as waiting for a rescore.
+
+Storing does no scoring: it writes the sessions and their reschedules, moves the per-day
+counts by exactly what changed (a new session adds, a changed one swaps its old counts for
+its new ones), and upserts each touched tutor into ``rescore_waiting`` with the earliest day
+touched. :mod:`engine.rescoring` does the rest, once per tutor however many sessions arrived.
+
+Concurrency: sessions are serialized by Postgres advisory locks taken in key order (SQLite's
+``BEGIN IMMEDIATE`` serializes writers), and every multi-row write goes in sorted key order,
+so two batches never deadlock and counts stay exact. An identical re-delivery writes nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import peewee
+
+from engine.db import write_transaction
+from engine.models import RescoreWaiting, Session, TutorDailyCount
+from engine.services import Services
+from engine.sql import Sql, flatten
+from engine.validation import SessionRecord
+from engine.windows import COUNT_FIELDS, Counts, day_of, session_counts
+
+_time = Session.scheduled_time.db_value
+_read_time = Session.scheduled_time.python_value
+_day = TutorDailyCount.day.db_value
+_read_day = RescoreWaiting.from_day.python_value
+
+
+@dataclass(frozen=True)
+class StoredSession:
+    """One record of a batch: stored new or changed (``changed``), or identical to what was stored."""
+
+    session_id: str
+    tutor_id: str
+    changed: bool
+
+
+@dataclass(frozen=True)
+class _Previous:
+    tutor_id: str
+    scheduled_time: dt.datetime
+    counts: Counts
+    fingerprint: str
+    received_at: dt.datetime
+    had_reschedule: bool
+
+
+def fingerprint(record: SessionRecord) -> str:
+    """A digest of everything in the record, so an identical re-delivery is recognised."""
+    canonical = json.dumps(dataclasses.asdict(record), default=str, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def latest_per_session(records: Iterable[SessionRecord]) -> list[SessionRecord]:
+    """A session listed twice counts once: the last record of it wins."""
+    return list({record.session_id: record for record in records}.values())
+
+
+def store_sessions(services: Services, records: Sequence[SessionRecord]) -> list[StoredSession]:
+    """Store a batch in one transaction (a session listed twice: the last wins); returns one entry per session."""
+    records = latest_per_session(records)
+    with write_transaction(services.database):
+        lock_sessions(services.database, [record.session_id for record in records])
+        return store_locked(services.database, records, services.clock())
+
+
+def lock_sessions(database: peewee.Database, session_ids: Sequence[str]) -> None:
+    """On Postgres, serialize on each session id, so one new session posted under two tutors at once
+    ends up counted under exactly one of them (SQLite already serializes writers)."""
+    sql = Sql(database)
+    if sql.postgres and session_ids:
+        sql.run(  # ordered by the lock key itself, so every transaction takes them in one order
+            "SELECT pg_advisory_xact_lock(key) "
+            "FROM (SELECT DISTINCT hashtext(unnest({p}::text[])) AS key ORDER BY 1) AS keys",
+            (list(set(session_ids)),),
+        )
+
+
+def store_locked(database: peewee.Database, records: Sequence[SessionRecord], now: dt.datetime) -> list[StoredSession]:
+    """Store ``records`` (one per session) inside the caller's transaction, their session locks held."""
+    if not records:
+        return []
+    sql = Sql(database)
+    previous = _previous(sql, [record.session_id for record in records])
+    digests = {record.session_id: fingerprint(record) for record in records}
+    changed = [r for r in records
+               if r.session_id not in previous or previous[r.session_id].fingerprint != digests[r.session_id]]
+    if changed:
+        _upsert_tutors(sql, changed, previous, now)
+        _upsert_sessions(sql, changed, digests, previous, now)
+        _write_reschedules(sql, changed, previous)
+        touched = _move_counts(sql, changed, previous)
+        mark_waiting(sql, touched, now)
+    changed_ids = {record.session_id for record in changed}
+    return [StoredSession(r.session_id, r.tutor_id, r.session_id in changed_ids) for r in records]
+
+
+def _previous(sql: Sql, session_ids: list[str]) -> dict[str, _Previous]:
+    rows = sql.all(
+        "SELECT s.session_id, s.tutor_id, s.scheduled_time, s.status, s.is_first_session, s.fingerprint, "
+        "s.received_at, r.initiator FROM sessions s LEFT JOIN reschedules r ON r.session_id = s.session_id "
+        f"WHERE s.session_id IN ({sql.marks(len(session_ids))})",
+        session_ids,
+    )
+    found = {}
+    for session_id, tutor_id, scheduled, status, first, digest, received, initiator in rows:
+        found[session_id] = _Previous(
+            tutor_id, _read_time(scheduled), session_counts(status, initiator, None if first is None else bool(first)),
+            digest, _read_time(received), initiator is not None,
+        )
+    return found
+
+
+def _upsert_tutors(sql: Sql, records: list[SessionRecord], previous: dict[str, _Previous], now: dt.datetime) -> None:
+    """Create the tutors a batch names (or a moved session leaves), and take the newest name given."""
+    names: dict[str, str | None] = {old.tutor_id: None for old in previous.values()}
+    for record in records:
+        names[record.tutor_id] = record.tutor_name or names.get(record.tutor_id)
+    rows = [(tutor_id, names[tutor_id], False, 0.0, _time(now)) for tutor_id in sorted(names)]
+    sql.run(
+        f"INSERT INTO tutors (tutor_id, name, flagged, risk_score, created_at) VALUES {sql.rows(len(rows), 5)} "
+        "ON CONFLICT (tutor_id) DO UPDATE SET name = excluded.name "
+        "WHERE excluded.name IS NOT NULL AND (tutors.name IS NULL OR tutors.name <> excluded.name)",
+        flatten(rows),
+    )
+
+
+_SESSION_COLUMNS = ("session_id", "tutor_id", "student_id", "student_name", "scheduled_time", "completed_time",
+                    "status", "subject", "duration_minutes", "is_first_session", "fingerprint", "received_at",
+                    "updated_at")
+
+
+def _upsert_sessions(sql: Sql, records: list[SessionRecord], digests: dict[str, str],
+                     previous: dict[str, _Previous], now: dt.datetime) -> None:
+    rows = [
+        (r.session_id, r.tutor_id, r.student_id, r.student_name, _time(r.scheduled_time), _time(r.completed_time),
+         r.status, r.subject, r.duration_minutes, r.is_first_session, digests[r.session_id],
+         _time(previous[r.session_id].received_at if r.session_id in previous else now), _time(now))
+        for r in sorted(records, key=lambda record: record.session_id)
+    ]
+    updates = ", ".join(f"{name} = excluded.{name}" for name in _SESSION_COLUMNS
+                        if name not in ("session_id", "received_at"))
+    sql.run(
+        f"INSERT INTO sessions ({', '.join(_SESSION_COLUMNS)}) VALUES {sql.rows(len(rows), len(_SESSION_COLUMNS))} "
+        f"ON CONFLICT (session_id) DO UPDATE SET {updates}",
+        flatten(rows),
+    )
+
+
+_RESCHEDULE_COLUMNS = ("session_id", "tutor_id", "initiator", "reason", "original_time", "new_time", "requested_at",
+                       "notice_seconds", "delay_seconds")
+
+
+def _write_reschedules(sql: Sql, records: list[SessionRecord], previous: dict[str, _Previous]) -> None:
+    dropped = [r.session_id for r in records
+               if r.reschedule is None and r.session_id in previous and previous[r.session_id].had_reschedule]
+    if dropped:
+        sql.run(f"DELETE FROM reschedules WHERE session_id IN ({sql.marks(len(dropped))})", dropped)
+    rows = [_reschedule_row(r) for r in sorted(records, key=lambda record: record.session_id) if r.reschedule]
+    if rows:
+        updates = ", ".join(f"{name} = excluded.{name}" for name in _RESCHEDULE_COLUMNS if name != "session_id")
+        sql.run(
+            f"INSERT INTO reschedules ({', '.join(_RESCHEDULE_COLUMNS)}) "
+            f"VALUES {sql.rows(len(rows), len(_RESCHEDULE_COLUMNS))} "
+            f"ON CONFLICT (session_id) DO UPDATE SET {updates}",
+            flatten(rows),
+        )
+
+
+def _reschedule_row(record: SessionRecord) -> tuple:
+    info = record.reschedule
+    notice, delay = info.notice, info.delay
+    return (record.session_id, record.tutor_id, info.initiator, info.reason, _time(info.original_time),
+            _time(info.new_time), _time(info.requested_at),
+            None if notice is None else int(notice.total_seconds()),
+            None if delay is None else int(delay.total_seconds()))
+
+
+def _move_counts(sql: Sql, records: list[SessionRecord], previous: dict[str, _Previous]) -> dict[str, dt.date]:
+    """Add each new version's counts to its day and take the old version's off its day, in one upsert.
+
+    Returns the earliest day touched per tutor. Adding to the stored value (not overwriting it)
+    keeps counts exact when two batches touch the same tutor-day at once.
+    """
+    deltas: dict[tuple[str, dt.date], Counts] = {}
+    for record in records:
+        key = (record.tutor_id, day_of(record.scheduled_time))
+        initiator = record.reschedule.initiator if record.reschedule else None
+        deltas[key] = deltas.get(key, Counts()) + session_counts(record.status, initiator, record.is_first_session)
+        old = previous.get(record.session_id)
+        if old is not None:
+            key = (old.tutor_id, day_of(old.scheduled_time))
+            deltas[key] = deltas.get(key, Counts()) - old.counts
+    touched: dict[str, dt.date] = {}
+    for tutor_id, day in deltas:
+        touched[tutor_id] = min(day, touched.get(tutor_id, day))
+    moves = sorted((key, delta) for key, delta in deltas.items() if any(delta))
+    if moves:
+        rows = [(tutor_id, _day(day), *delta) for (tutor_id, day), delta in moves]
+        updates = ", ".join(f"{name} = tutor_daily_counts.{name} + excluded.{name}" for name in COUNT_FIELDS)
+        sql.run(
+            f"INSERT INTO tutor_daily_counts (tutor_id, day, {', '.join(COUNT_FIELDS)}) "
+            f"VALUES {sql.rows(len(rows), 2 + len(COUNT_FIELDS))} "
+            f"ON CONFLICT (tutor_id, day) DO UPDATE SET {updates}",
+            flatten(rows),
+        )
+        for (tutor_id, day), delta in moves:
+            if delta.sessions < 0:  # a session left this day: drop the day if nothing is left on it
+                sql.run("DELETE FROM tutor_daily_counts WHERE tutor_id = {p} AND day = {p} AND sessions = 0",
+                        (tutor_id, _day(day)))
+    return touched
+
+
+def mark_waiting(sql: Sql, earliest: dict[str, dt.date], now: dt.datetime) -> None:
+    """Upsert tutors into ``rescore_waiting``, keeping the earliest day and the first wait, bumping the generation."""
+    if not earliest:
+        return
+    rows = [(tutor_id, _day(day), 1, _time(now), 0) for tutor_id, day in sorted(earliest.items())]
+    sql.run(
+        "INSERT INTO rescore_waiting (tutor_id, from_day, generation, waiting_since, attempts) "
+        f"VALUES {sql.rows(len(rows), 5)} ON CONFLICT (tutor_id) DO UPDATE SET "
+        f"from_day = {sql.least}(rescore_waiting.from_day, excluded.from_day), "
+        "generation = rescore_waiting.generation + 1",
+        flatten(rows),
+    )
