@@ -33,6 +33,7 @@ sample: $(STAMP)
 	$(BIN)/tqs tutors
 
 bench: $(STAMP) services
+	$(BIN)/python -m bench.rescore_cost
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.dashboard

@@ -1,1 +1,1 @@
-"""The Falcon REST API for ingesting sessions and reading scores (step 2)."""
+"""The Falcon REST API: sessions in, scores and histories out."""

@@ -152,13 +152,14 @@ def build_document(metric_names: MetricNames) -> dict[str, Any]:
                 "summary": "Tutors with their scores: filtered, searched, sorted and paged",
                 "security": auth,
                 "parameters": [
-                    {"name": "flagged", "in": "query", "schema": {"type": "string", "enum": ["true", "false"]}},
+                    {"name": "flagged", "in": "query", "schema": {"type": "boolean"}},
                     {"name": "q", "in": "query", "schema": {"type": "string", "maxLength": queries.MAX_SEARCH},
                      "description": "matches tutor id or name"},
                     {"name": "sort", "in": "query", "schema": {"type": "string", "enum": [
                         *sort_fields, *("-" + field for field in sort_fields)]}},
                     {"name": "limit", "in": "query",
-                     "schema": {"type": "integer", "minimum": 1, "maximum": queries.MAX_PAGE, "default": 50}},
+                     "schema": {"type": "integer", "minimum": 1, "maximum": queries.MAX_PAGE,
+                                "default": queries.DEFAULT_PAGE}},
                     {"name": "offset", "in": "query",
                      "schema": {"type": "integer", "minimum": 0, "maximum": queries.MAX_OFFSET, "default": 0}},
                 ],
@@ -174,8 +175,9 @@ def build_document(metric_names: MetricNames) -> dict[str, Any]:
             "/api/tutors/{tutor_id}/history": {"get": {
                 "summary": "One point per day for the last `days` days, with reschedule and risk events",
                 "security": auth,
-                "parameters": [tutor_id, {"name": "days", "in": "query",
-                                          "schema": {"type": "integer", "minimum": 1, "maximum": 3650, "default": 90}}],
+                "parameters": [tutor_id, {"name": "days", "in": "query", "schema": {
+                    "type": "integer", "minimum": 1, "maximum": queries.MAX_HISTORY_DAYS,
+                    "default": queries.DEFAULT_HISTORY_DAYS}}],
                 "responses": {"200": _ok("The history", "History"), "400": bad_request, "401": unauthorized,
                               "404": _error("Unknown tutor"), "503": unavailable},
             }},

@@ -1,1 +1,1 @@
-"""The Panel/hvPlot admin dashboard (step 4)."""
+"""The Panel/hvPlot admin dashboard: who is at risk, why, and what to do."""

@@ -16,7 +16,6 @@ from engine import queries
 from engine.services import Services
 from engine.windows import day_of
 
-HISTORY_DAYS = 90
 WEEKS_SHOWN = 12
 
 
@@ -120,7 +119,7 @@ class DashboardStore:
             detail = queries.get_tutor_detail(tutor_id, self.metric_names)
             if detail is None:
                 return None
-            history = queries.get_tutor_history(tutor_id, HISTORY_DAYS, today, self.metric_names) or {}
+            history = queries.get_tutor_history(tutor_id, queries.DEFAULT_HISTORY_DAYS, today, self.metric_names) or {}
             weeks = queries.sessions_per_week(tutor_id, today, WEEKS_SHOWN)
             risk_events = queries.list_risk_events(tutor_id=tutor_id)
         return TutorStory(detail, history.get("points", []), risk_events, weeks)

@@ -190,7 +190,7 @@ class RiskEvent(BaseModel):
 
 
 class EmailReport(BaseModel):
-    """A per-session report sent to admins (filled by the notifications step)."""
+    """A per-session report sent to admins, with its delivery state."""
 
     id = peewee.AutoField()
     session = peewee.ForeignKeyField(Session, column_name="session_id", null=True, on_delete="SET NULL")

@@ -32,18 +32,21 @@ from engine.rulekit import MetricNames
 from engine.validation import storable
 from engine.windows import ONE_DAY, days_between
 
+DEFAULT_PAGE = 50
 MAX_PAGE = 500
 MAX_OFFSET = 2**31 - 1  # beyond this the database's integers overflow
+DEFAULT_HISTORY_DAYS = 90
+MAX_HISTORY_DAYS = 3650
 MAX_SEARCH = 200
 RECENT_RESCHEDULES = 10
 BASE_SORTS = ("risk_score", "flagged", "updated_at", "tutor_id", "name")
 
 
 class QueryError(ValueError):
-    """A bad query parameter; ``parameter`` names it."""
+    """A bad query parameter: ``parameter`` names it, ``message`` says what it must be."""
 
     def __init__(self, parameter: str, message: str):
-        self.parameter = parameter
+        self.parameter, self.message = parameter, message
         super().__init__(f"{parameter}: {message}")
 
 
@@ -62,7 +65,7 @@ def list_tutors(
     flagged: bool | None = None,
     search: str | None = None,
     sort: str = "-risk_score",
-    limit: int = 50,
+    limit: int = DEFAULT_PAGE,
     offset: int = 0,
 ) -> TutorPage:
     """Tutors with their scores, filtered, searched, sorted (``-`` for descending, nulls last) and paged.
@@ -70,14 +73,14 @@ def list_tutors(
     Ties go riskiest first, then by id, so every page of one query is stable.
     """
     if not 1 <= limit <= MAX_PAGE:
-        raise QueryError("limit", f"must be between 1 and {MAX_PAGE}")
+        raise QueryError("limit", f"Must be between 1 and {MAX_PAGE}")
     if not 0 <= offset <= MAX_OFFSET:
-        raise QueryError("offset", f"must be between 0 and {MAX_OFFSET}")
+        raise QueryError("offset", f"Must be between 0 and {MAX_OFFSET}")
     if search is not None and (len(search) > MAX_SEARCH or not storable(search)):
-        raise QueryError("q", f"must be at most {MAX_SEARCH} characters, without NUL characters")
+        raise QueryError("q", f"Must be at most {MAX_SEARCH} characters, without NUL characters")
     descending, field = sort.startswith("-"), sort.lstrip("-")
     if field not in sortable_fields(metric_names):
-        raise QueryError("sort", f"unknown field {field!r}; use one of {', '.join(sortable_fields(metric_names))}")
+        raise QueryError("sort", f"Unknown field {field!r}; use one of {', '.join(sortable_fields(metric_names))}")
     query = Tutor.select()
     if flagged is not None:
         query = query.where(Tutor.flagged == flagged)
@@ -130,8 +133,8 @@ def get_tutor_history(
     Days not snapshotted (before the first session, or not yet rolled forward) have null metrics;
     their flag follows from the risk events.
     """
-    if not 1 <= days <= 3650:
-        raise QueryError("days", "must be between 1 and 3650")
+    if not 1 <= days <= MAX_HISTORY_DAYS:
+        raise QueryError("days", f"Must be between 1 and {MAX_HISTORY_DAYS}")
     if not storable(tutor_id) or not Tutor.select().where(Tutor.tutor_id == tutor_id).exists():
         return None
     first = today - dt.timedelta(days=days - 1)

@@ -56,6 +56,7 @@ class Rescored:
     days: int
     waited_seconds: float
     ms: float
+    settled: bool = True  # False: a store touched the tutor during the rescore, so it waits again
 
 
 @dataclass
@@ -113,18 +114,20 @@ def rescore_tutor(services: Services, tutor_id: str, from_day: dt.date | None, *
         sql.run("UPDATE tutors SET series_through = {p}, flagged = {p}, risk_score = {p}, scored_at = {p} "
                 "WHERE tutor_id = {p}",
                 (_day(max(persist_end, series_through or persist_end)), current.flagged, risk, _time(now), tutor_id))
-        if claim:
-            _settle(sql, claim)
+        settled = _settle(sql, claim) if claim else True
     waited = (now - claim.waiting_since).total_seconds() if claim else 0.0
-    return Rescored(tutor_id, current.flagged, len(points), max(waited, 0.0), 1000 * (time.perf_counter() - started))
+    return Rescored(tutor_id, current.flagged, len(points), max(waited, 0.0), 1000 * (time.perf_counter() - started),
+                    settled)
 
 
-def _settle(sql: Sql, claim: Claim) -> None:
-    """Done: forget the waiting row, unless a store touched the tutor since the claim; then free it."""
+def _settle(sql: Sql, claim: Claim) -> bool:
+    """Done: forget the waiting row, unless a store touched the tutor since the claim; then free it
+    (keeping its first wait, so the pass that claimed it takes it again at once) and return False."""
     done = sql.run("DELETE FROM rescore_waiting WHERE tutor_id = {p} AND generation = {p}",
                    (claim.tutor_id, claim.generation))
-    if done.rowcount == 0:  # keeps its first wait, so the pass that claimed it takes it again at once
+    if done.rowcount == 0:
         sql.run("UPDATE rescore_waiting SET claimed_until = NULL WHERE tutor_id = {p}", (claim.tutor_id,))
+    return done.rowcount > 0
 
 
 def claim_waiting(services: Services, limit: int, due_by: dt.datetime, lease: dt.timedelta) -> list[Claim]:
@@ -173,10 +176,10 @@ def rescore_waiting(services: Services, *, due_by: dt.datetime | None = None, bu
     or ``budget_seconds`` is spent. A tutor that fails stays waiting and is retried later."""
     outcome = RescoreRound()
     deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
-    while True:
+    more = True
+    while more:  # another pass only if this one was full or a tutor was touched while being rescored
         claims = claim_waiting(services, CLAIM_CHUNK, due_by or services.clock(), lease)
-        if not claims:
-            return outcome
+        more = len(claims) == CLAIM_CHUNK
         for index, claim in enumerate(claims):
             if deadline is not None and time.monotonic() > deadline:
                 release(services, claims[index:])
@@ -190,9 +193,11 @@ def rescore_waiting(services: Services, *, due_by: dt.datetime | None = None, bu
                     _record_failure(services, claim, exc)
                 continue
             if done:
+                more = more or not done.settled
                 outcome.rescored.append(done)
                 if on_rescored:
                     on_rescored(done)
+    return outcome
 
 
 def rescore_all(services: Services, *, rebuild: bool = False,

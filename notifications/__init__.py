@@ -1,1 +1,1 @@
-"""Per-session HTML email reports (step 5)."""
+"""HTML email reports for admins (premailer): not built yet; this package reserves its place."""

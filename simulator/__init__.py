@@ -1,1 +1,1 @@
-"""Synthetic 90-day session generator and replayer (step 3)."""
+"""Synthetic 90-day session generator and replayer: realistic tutors, replayed as Rails would send them."""

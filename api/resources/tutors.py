@@ -8,21 +8,10 @@ from engine import queries
 from engine.services import Services
 from engine.windows import day_of
 
-FLAG_VALUES = {"true": True, "false": False}
 
-
-def _bad(parameter: str, message: str) -> falcon.HTTPBadRequest:
-    return falcon.HTTPBadRequest(title="Invalid query parameter", description=f"{parameter}: {message}")
-
-
-def _int_param(req: falcon.Request, name: str, default: int) -> int:
-    raw = req.get_param(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise _bad(name, "must be a whole number") from None
+def _invalid(exc: queries.QueryError) -> falcon.HTTPInvalidParam:
+    """A read-layer refusal as Falcon's own invalid-parameter error, so every 400 for a query reads alike."""
+    return falcon.HTTPInvalidParam(exc.message, exc.parameter)
 
 
 class TutorListResource:
@@ -30,20 +19,18 @@ class TutorListResource:
         self._services = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        flagged_raw = req.get_param("flagged")
-        if flagged_raw is not None and flagged_raw.lower() not in FLAG_VALUES:
-            raise _bad("flagged", "must be true or false")
         try:
             page = queries.list_tutors(
                 self._services.metric_names,
-                flagged=None if flagged_raw is None else FLAG_VALUES[flagged_raw.lower()],
+                flagged=req.get_param_as_bool("flagged"),
                 search=req.get_param("q") or None,
                 sort=req.get_param("sort") or "-risk_score",
-                limit=_int_param(req, "limit", 50),
-                offset=_int_param(req, "offset", 0),
+                limit=req.get_param_as_int("limit", min_value=1, max_value=queries.MAX_PAGE,
+                                           default=queries.DEFAULT_PAGE),
+                offset=req.get_param_as_int("offset", min_value=0, max_value=queries.MAX_OFFSET, default=0),
             )
         except queries.QueryError as exc:
-            raise _bad(exc.parameter, str(exc).split(": ", 1)[1]) from None
+            raise _invalid(exc) from None
         resp.media = {"tutors": page.tutors, "total": page.total}
 
 
@@ -67,12 +54,13 @@ class TutorHistoryResource:
         self._services = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, tutor_id: str) -> None:
-        days = _int_param(req, "days", 90)
+        days = req.get_param_as_int("days", min_value=1, max_value=queries.MAX_HISTORY_DAYS,
+                                    default=queries.DEFAULT_HISTORY_DAYS)
         try:
             today = day_of(self._services.clock())
             history = queries.get_tutor_history(tutor_id, days, today, self._services.metric_names)
         except queries.QueryError as exc:
-            raise _bad(exc.parameter, str(exc).split(": ", 1)[1]) from None
+            raise _invalid(exc) from None
         if history is None:
             raise _unknown_tutor(tutor_id)
         resp.media = history

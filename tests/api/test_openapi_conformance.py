@@ -165,8 +165,6 @@ def test_every_route_is_documented(api_schema, anonymous):
                   for operation in (result.ok() for result in api_schema.get_all_operations())}
     assert documented == {("POST", "/api/sessions"), ("GET", "/api/tutors"), ("GET", "/api/tutors/{tutor_id}"),
                           ("GET", "/api/tutors/{tutor_id}/history"), ("GET", "/api/health")}
-    # schemathesis leaves out the document's own route; it is reachable and is the document schemathesis read
-    assert anonymous.simulate_get("/api/openapi.json").json == api_schema.raw_schema
 
 
 # --- what generated requests rarely reach -----------------------------------------------------------
@@ -241,9 +239,9 @@ def test_malformed_bodies_are_400(client, body):
 def test_one_bad_record_among_good_ones_rejects_the_batch_naming_its_index(client):
     before = total_tutors(client)
     good = [raw_session(f"batch-{i}", f"t-batch-{i}", NOW - DAY) for i in range(5)]
-    bad = {**raw_session("batch-bad", "t-batch-bad", NOW - DAY), "status": "cancelled"}
+    bad = {**raw_session("batch-bad", "t-batch-bad", NOW - DAY), "status": "cancelled", "scheduled_time": "yesterday"}
     error = assert_error(client.simulate_post("/api/sessions", json=[*good[:3], bad, *good[3:]]), 400)
-    assert [(e["index"], e["field"]) for e in error["errors"]] == [(3, "status")]
+    assert {(e["index"], e["field"]) for e in error["errors"]} == {(3, "status"), (3, "scheduled_time")}
     assert total_tutors(client) == before
     assert client.simulate_get("/api/tutors", params={"q": "t-batch-"}).json["total"] == 0
 
@@ -281,15 +279,13 @@ def test_text_no_database_can_store_is_400_on_every_database(database, pm, datab
         assert {item.status for item in InboxItem.select()} == {"processed"}
     assert_error(client.simulate_get("/api/tutors/t-%00"), 404)
     assert_error(client.simulate_get("/api/tutors/t-%00/history"), 404)
-    assert "q:" in assert_error(client.simulate_get("/api/tutors", query_string="q=t%00"), 400)["message"]
+    assert '"q" parameter' in assert_error(client.simulate_get("/api/tutors", query_string="q=t%00"), 400)["message"]
 
 
 @pytest.mark.parametrize(("offset", "status"), [(MAX_OFFSET, 200), (MAX_OFFSET + 1, 400), (2**63, 400), (10**30, 400)])
-def test_offsets_beyond_the_documented_maximum_are_400_not_500(client, api_schema, offset, status):
+def test_offsets_beyond_the_documented_maximum_are_400_not_500(client, offset, status):
     response = client.simulate_get("/api/tutors", params={"offset": offset})
     assert response.status_code == status, response.text
-    parameters = api_schema.raw_schema["paths"]["/api/tutors"]["get"]["parameters"]
-    assert next(p for p in parameters if p["name"] == "offset")["schema"]["maximum"] == MAX_OFFSET
 
 
 @pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-01:00",

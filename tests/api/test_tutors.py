@@ -46,7 +46,9 @@ def test_list_filters_searches_sorts_and_pages(seeded):
 ])
 def test_bad_parameters_are_400_naming_them(seeded, params, named):
     response = seeded.simulate_get("/api/tutors", params=params)
-    assert response.status_code == 400 and response.json["error"]["message"].startswith(named + ":")
+    error = response.json["error"]
+    assert response.status_code == 400 and error["title"] == "Invalid parameter"
+    assert error["message"].startswith(f'The "{named}" parameter is invalid.')
 
 
 def test_detail_has_flags_insights_recommendations_and_summary(seeded):
@@ -68,4 +70,5 @@ def test_history_has_a_point_per_day_and_events(seeded):
     assert body["tutor_id"] == "t-ann" and len(body["points"]) == 14
     assert {"date", "flagged"} <= set(body["points"][-1])
     assert sum(1 for e in body["events"] if e["type"] == "reschedule") == 4
-    assert seeded.simulate_get("/api/tutors/t-ann/history", params={"days": "0"}).status_code == 400
+    too_few = seeded.simulate_get("/api/tutors/t-ann/history", params={"days": "0"})
+    assert too_few.status_code == 400 and '"days"' in too_few.json["error"]["message"]
