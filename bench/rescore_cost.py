@@ -113,8 +113,8 @@ def run(url: str, repeat: int, profile: bool) -> None:
                 rescore_waiting(services)
             profiler.disable()
             out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
-            print(f"cProfile of {repeat} live sessions (cumulative):\n" + out.getvalue())
+            pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(18)
+            print(f"cProfile of {repeat} live sessions (own time):\n" + out.getvalue())
     release_connections(database)
     print_table([("operation (PostgreSQL, 50 tutors x 10 sessions)", "left"), ("CPU ms median", "right"),
                  ("p90", "right"), ("max", "right"), ("statements", "right")], rows)

@@ -1,9 +1,9 @@
 """The inbox: accepted session records stored before they are queued, so none is ever lost.
 
 The API validates a whole batch (all or nothing), stores it here in one transaction and
-only then enqueues it. A worker scores pending rows and marks them processed in the same
-transaction; the sweeper re-enqueues rows nobody finished; failed rows wait for
-``tqs retry-failed``. Scoring is idempotent, so a second delivery is harmless.
+only then enqueues it. A worker stores pending rows and marks them processed in the same
+transaction (their tutors are rescored after); the sweeper re-enqueues rows nobody finished;
+failed rows wait for ``tqs retry-failed``. Storing is idempotent, so a second delivery is harmless.
 """
 
 from __future__ import annotations

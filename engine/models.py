@@ -208,10 +208,10 @@ class EmailReport(BaseModel):
 
 
 class InboxItem(BaseModel):
-    """A session record as accepted by the API, kept until a worker has scored it.
+    """A session record as accepted by the API, kept until a worker has stored it.
 
     Written in the transaction that decides the 202, so nothing accepted is lost when the
-    queue or a worker dies; the worker marks it processed in the transaction that scores it.
+    queue or a worker dies; the worker marks it processed in the transaction that stores it.
     """
 
     id = peewee.BigAutoField()

@@ -51,6 +51,17 @@ def test_sample_ingest_prints_correct_rates_and_flags(env):
     assert {t["tutor_id"] for t in flagged_only} == EXPECTED_FLAGGED
 
 
+def test_the_tutor_table_tells_the_windows_apart(env):
+    tqs(env, "init-db")
+    tqs(env, "ingest", str(SAMPLE), "--sync", "--as-of", SAMPLE_AS_OF)
+    header, *rows = tqs(env, "tutors").stdout.splitlines()
+    assert header.split() == ["tutor", "name", "sessions", "30d", "7d", "%", "30d", "%", "90d", "%", "risk", "flag"]
+    by_id = {row.split()[0]: row for row in rows if row.startswith("tut-")}
+    cara = json.loads(tqs(env, "tutor", "tut-cara", "--json").stdout)
+    assert by_id["tut-cara"].split()[-5:] == [f"{cara['reschedule_rate_7d']:.1f}", f"{cara['reschedule_rate_30d']:.1f}",
+                                              f"{cara['reschedule_rate_90d']:.1f}", f"{cara['risk_score']:.1f}", "FLAG"]
+
+
 def test_ingest_reports_bad_records_by_index_and_keeps_the_good(env, tmp_path):
     good = json.loads(SAMPLE.read_text())[:3]
     bad = dict(good[0], session_id="x1", status="cancelled")
