@@ -94,8 +94,7 @@ def first_session_day(tutor_id: str) -> dt.date | None:
 
 
 def recount_all_days(tutor_id: str) -> None:
-    """Rebuild a tutor's daily counts from its sessions alone (for ``tqs rescore --rebuild``)."""
-    TutorDailyCount.delete().where(TutorDailyCount.tutor == tutor_id).execute()
+    """Count a tutor's days from its sessions alone, once its counts are cleared (``tqs rescore --rebuild``)."""
     query = (
         Session.select(Session.scheduled_time, Session.status, Session.is_first_session, Reschedule.initiator)
         .join(Reschedule, peewee.JOIN.LEFT_OUTER, on=(Reschedule.session == Session.session_id))

@@ -82,38 +82,50 @@ def mark_enqueued(database: peewee.Database, ids: Iterable[int], now: dt.datetim
 
 
 @dataclass(frozen=True)
+class PendingItem:
+    """An inbox row being stored."""
+
+    id: int
+    session_id: str
+    tutor_id: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class StoredItems:
     """What storing some inbox rows did: the rows stored (with whether each changed anything), how many were
     superseded by a newer delivery, and rows whose stored payload no longer validates (parked as failed)."""
 
-    stored: list[tuple[InboxItem, StoredSession]]
+    stored: list[tuple[PendingItem, StoredSession]]
     superseded: int
-    invalid: list[InboxItem]
+    invalid: list[PendingItem]
 
 
 def store_items(services: Services, ids: Sequence[int]) -> StoredItems:
     """Store the still-pending rows among ``ids`` in one transaction, and mark them processed in it.
 
-    A row of a session that has a newer row is superseded instead. Which row is newest is
-    decided after the sessions' locks are taken, so an older delivery stored late never
-    overwrites a newer one.
+    A row of a session that has a newer row is superseded instead. Which rows are still pending,
+    and which is newest, is decided after the sessions' locks are taken, so a duplicate task
+    finds its rows done and an older delivery stored late never overwrites a newer one.
     """
     database, now = services.database, services.clock()
     sql = Sql(database)
     with write_transaction(database):
-        items = list(InboxItem.select().where(InboxItem.id.in_(list(ids)) & (InboxItem.status == "pending"))
-                     .order_by(InboxItem.id))
-        if not items:
+        rows = sql.all(f"SELECT id, session_id, tutor_id, payload FROM inbox WHERE id IN ({sql.marks(len(ids))}) "
+                       "AND status = 'pending'", list(ids)) if ids else []
+        if not rows:
             return StoredItems([], 0, [])
-        lock_sessions(database, sorted({item.session_id for item in items}))
-        session_ids = sorted({item.session_id for item in items})
-        newest = dict(sql.all(
-            f"SELECT session_id, MAX(id) FROM inbox WHERE session_id IN ({sql.marks(len(session_ids))}) "
-            "GROUP BY session_id", session_ids))
-        stale = [item.id for item in items if newest[item.session_id] != item.id]
+        items = [PendingItem(row_id, session_id, tutor_id, _read_payload(payload))
+                 for row_id, session_id, tutor_id, payload in sorted(rows)]
+        lock_sessions(database, [item.session_id for item in items])
+        current = {row_id: newest for row_id, newest in sql.all(
+            "SELECT i.id, (SELECT MAX(n.id) FROM inbox n WHERE n.session_id = i.session_id) FROM inbox i "
+            f"WHERE i.id IN ({sql.marks(len(items))}) AND i.status = 'pending'", [item.id for item in items])}
+        items = [item for item in items if item.id in current]  # another worker may have stored them meanwhile
+        stale = [item.id for item in items if current[item.id] != item.id]
         live, records, broken = [], [], []
         for item in items:
-            if newest[item.session_id] != item.id:
+            if current[item.id] != item.id:
                 continue
             try:
                 records.append(validate_session(item.payload))
@@ -127,6 +139,9 @@ def store_items(services: Services, ids: Sequence[int]) -> StoredItems:
             InboxItem.update(status="failed", last_error=f"invalid payload: {exc}"[:2000]).where(
                 InboxItem.id == item.id).execute()
         return StoredItems(list(zip(live, results, strict=True)), len(stale), [item for item, _ in broken])
+
+
+_read_payload = InboxItem.payload.python_value
 
 
 def _finish(sql: Sql, ids: list[int], status: str, now: dt.datetime) -> None:

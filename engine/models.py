@@ -234,14 +234,13 @@ class RescoreWaiting(BaseModel):
     """A tutor whose stored sessions changed since its last rescore, from the earliest day touched.
 
     Written in the transaction that stores the sessions, so a rescore is never lost; a tutor
-    touched many times while waiting is rescored once. ``generation`` grows with every touch,
-    so a rescore that raced a newer store leaves the row for another pass. A worker claims rows
-    by setting ``claimed_until`` (a lease: a worker that dies lets it lapse).
+    touched many times while waiting is rescored once. The rescore deletes the row under the
+    tutor's lock. A worker claims rows by setting ``claimed_until`` (a lease: a worker that dies
+    lets it lapse); after a failure it holds the retry pause.
     """
 
     tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", primary_key=True, on_delete="CASCADE")
     from_day = peewee.DateField()
-    generation = peewee.IntegerField(default=1)
     waiting_since = UTCDateTimeField(index=True)
     claimed_until = UTCDateTimeField(null=True)
     attempts = peewee.IntegerField(default=0)

@@ -1,11 +1,16 @@
 """Rescore tutors: the ones waiting after a store (coalesced), or every tutor (the hourly roll-forward).
 
 A rescore runs every rule over the tutor's days from the earliest day that changed to
-today, in one transaction holding the tutor's row lock, and writes what changed. Waiting
-tutors are claimed with a lease (``FOR UPDATE SKIP LOCKED`` on Postgres, so two workers
-never take the same one); the waiting row is deleted in the rescore's own transaction,
-only if no store touched the tutor meanwhile (its ``generation`` is unchanged). A worker
-that dies mid-rescore rolls back, and its lease lapses for another worker to take over.
+today, in one transaction holding the tutor's row lock, and writes what changed.
+
+Why that is exact: a store locks the row of every tutor it touches (its tutor upsert) and
+marks the tutor waiting in the same transaction, so while a rescore holds the tutor's lock
+no store of that tutor can commit. The rescore reads the waiting row under the lock (its
+earliest day is then final), and deletes it in the same transaction. Waiting tutors are
+claimed with a lease (``FOR UPDATE SKIP LOCKED`` on Postgres), only so that workers share
+the work: a claim whose lease lapsed and was taken again costs a second worker a wait on
+the lock, after which it finds the row gone and does nothing. A worker that dies
+mid-rescore rolls back, and its lease lapses for another worker to take over.
 """
 
 from __future__ import annotations
@@ -39,12 +44,11 @@ _read_day = Tutor.series_through.python_value
 
 @dataclass(frozen=True)
 class Claim:
-    """A waiting tutor taken by this worker: rescore from ``from_day``; ``generation`` as claimed."""
+    """A waiting tutor taken by this worker until ``lease_until`` (which also tells this claim from a later one)."""
 
     tutor_id: str
-    from_day: dt.date
-    generation: int
     waiting_since: dt.datetime
+    lease_until: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,6 @@ class Rescored:
     days: int
     waited_seconds: float
     ms: float
-    settled: bool = True  # False: a store touched the tutor during the rescore, so it waits again
 
 
 @dataclass
@@ -68,14 +71,14 @@ class RescoreRound:
     more_waiting: bool = False
 
 
-def rescore_tutor(services: Services, tutor_id: str, from_day: dt.date | None, *, through_today: bool = False,
-                  rebuild: bool = False, claim: Claim | None = None) -> Rescored | None:
-    """Rescore one tutor in one transaction; ``None`` when the tutor does not exist.
+def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = False, rebuild: bool = False,
+                  claim: Claim | None = None) -> Rescored | None:
+    """Rescore one tutor in one transaction, from the earliest day its waiting row names (else from its
+    last snapshot, or its first session), and clear the waiting row; ``None`` when there was nothing to do.
 
-    ``from_day`` is the earliest day whose sessions changed (``None``: from its last snapshot, or
-    its first session). Snapshots are written up to the tutor's latest session day, or with
-    ``through_today`` up to today. With ``claim``, the tutor's waiting row is settled in the same
-    transaction. Time only moves forward for a tutor: a clock behind its last scoring is taken
+    With ``claim``, the rescore is skipped when the waiting row is gone: another worker did it
+    since. Snapshots are written up to the tutor's latest session day, or with ``through_today``
+    up to today. Time only moves forward for a tutor: a clock behind its last scoring is taken
     as that moment instead.
     """
     started = time.perf_counter()
@@ -83,19 +86,19 @@ def rescore_tutor(services: Services, tutor_id: str, from_day: dt.date | None, *
     with write_transaction(services.database):
         row = sql.all(
             "SELECT name, series_through, scored_at FROM tutors WHERE tutor_id = {p}" + sql.lock_row, (tutor_id,))
-        if not row:
-            if claim:
-                sql.run("DELETE FROM rescore_waiting WHERE tutor_id = {p}", (tutor_id,))
+        waiting = sql.all("SELECT from_day FROM rescore_waiting WHERE tutor_id = {p}", (tutor_id,))
+        if not row or (claim and not waiting):
             return None
         name, series_through, scored_at = row[0]
         series_through, scored_at = _read_day(series_through), _read_time(scored_at)
-        if rebuild:
+        earliest = _read_day(waiting[0][0]) if waiting else None
+        if rebuild:  # from the first session, whatever was waiting
             clear_derived(tutor_id)
             recount_all_days(tutor_id)
-            series_through = None
+            series_through = earliest = None
         now = max(services.clock(), scored_at or services.clock())
         today = day_of(now)
-        changed_from = from_day or series_through or first_session_day(tutor_id) or today
+        changed_from = earliest or series_through or first_session_day(tutor_id) or today
         start = max(min(changed_from, series_through or changed_from, today), today - HISTORY_HORIZON)
         history = load_history(services.database, tutor_id, name, start, today)
         latest = history.daily.last_active or start
@@ -114,20 +117,10 @@ def rescore_tutor(services: Services, tutor_id: str, from_day: dt.date | None, *
         sql.run("UPDATE tutors SET series_through = {p}, flagged = {p}, risk_score = {p}, scored_at = {p} "
                 "WHERE tutor_id = {p}",
                 (_day(max(persist_end, series_through or persist_end)), current.flagged, risk, _time(now), tutor_id))
-        settled = _settle(sql, claim) if claim else True
+        if waiting:
+            sql.run("DELETE FROM rescore_waiting WHERE tutor_id = {p}", (tutor_id,))
     waited = (now - claim.waiting_since).total_seconds() if claim else 0.0
-    return Rescored(tutor_id, current.flagged, len(points), max(waited, 0.0), 1000 * (time.perf_counter() - started),
-                    settled)
-
-
-def _settle(sql: Sql, claim: Claim) -> bool:
-    """Done: forget the waiting row, unless a store touched the tutor since the claim; then free it
-    (keeping its first wait, so the pass that claimed it takes it again at once) and return False."""
-    done = sql.run("DELETE FROM rescore_waiting WHERE tutor_id = {p} AND generation = {p}",
-                   (claim.tutor_id, claim.generation))
-    if done.rowcount == 0:
-        sql.run("UPDATE rescore_waiting SET claimed_until = NULL WHERE tutor_id = {p}", (claim.tutor_id,))
-    return done.rowcount > 0
+    return Rescored(tutor_id, current.flagged, len(points), max(waited, 0.0), 1000 * (time.perf_counter() - started))
 
 
 def claim_waiting(services: Services, limit: int, due_by: dt.datetime, lease: dt.timedelta) -> list[Claim]:
@@ -139,21 +132,21 @@ def claim_waiting(services: Services, limit: int, due_by: dt.datetime, lease: dt
             "UPDATE rescore_waiting SET claimed_until = {p} WHERE tutor_id IN ("
             "SELECT tutor_id FROM rescore_waiting WHERE (claimed_until IS NULL OR claimed_until < {p}) "
             "AND waiting_since <= {p} ORDER BY waiting_since LIMIT {p}" + sql.skip_locked + ") "
-            "RETURNING tutor_id, from_day, generation, waiting_since",
+            "RETURNING tutor_id, waiting_since",
             (_time(now + lease), _time(now), _time(due_by), limit),
         )
-    claims = [Claim(tutor_id, _read_day(day), generation, _read_time(since))
-              for tutor_id, day, generation, since in rows]
+    claims = [Claim(tutor_id, _read_time(since), now + lease) for tutor_id, since in rows]
     return sorted(claims, key=lambda claim: claim.waiting_since)
 
 
 def release(services: Services, claims: list[Claim]) -> None:
-    """Give back claims this worker will not get to, so another takes them at once."""
+    """Give back claims this worker will not get to (while still its own), so another takes them at once."""
     if claims:
         sql = Sql(services.database)
         with write_transaction(services.database):
-            sql.run(f"UPDATE rescore_waiting SET claimed_until = NULL WHERE tutor_id IN ({sql.marks(len(claims))})",
-                    [claim.tutor_id for claim in claims])
+            for claim in claims:
+                sql.run("UPDATE rescore_waiting SET claimed_until = NULL WHERE tutor_id = {p} AND claimed_until = {p}",
+                        (claim.tutor_id, _time(claim.lease_until)))
 
 
 def _record_failure(services: Services, claim: Claim, error: Exception) -> None:
@@ -164,9 +157,9 @@ def _record_failure(services: Services, claim: Claim, error: Exception) -> None:
         count = attempts[0][0] if attempts else 0
         pause = RETRY_BACKOFF_SECONDS[min(count, len(RETRY_BACKOFF_SECONDS) - 1)]
         sql.run("UPDATE rescore_waiting SET claimed_until = {p}, attempts = attempts + 1, last_error = {p} "
-                "WHERE tutor_id = {p}",
+                "WHERE tutor_id = {p} AND claimed_until = {p}",
                 (_time(services.clock() + dt.timedelta(seconds=pause)), f"{type(error).__name__}: {error}"[:2000],
-                 claim.tutor_id))
+                 claim.tutor_id, _time(claim.lease_until)))
 
 
 def rescore_waiting(services: Services, *, due_by: dt.datetime | None = None, budget_seconds: float | None = None,
@@ -177,7 +170,7 @@ def rescore_waiting(services: Services, *, due_by: dt.datetime | None = None, bu
     outcome = RescoreRound()
     deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
     more = True
-    while more:  # another pass only if this one was full or a tutor was touched while being rescored
+    while more:  # another pass only if this one was full: tutors stored since are their storers' to rescore
         claims = claim_waiting(services, CLAIM_CHUNK, due_by or services.clock(), lease)
         more = len(claims) == CLAIM_CHUNK
         for index, claim in enumerate(claims):
@@ -186,14 +179,13 @@ def rescore_waiting(services: Services, *, due_by: dt.datetime | None = None, bu
                 outcome.more_waiting = True
                 return outcome
             try:
-                done = rescore_tutor(services, claim.tutor_id, claim.from_day, claim=claim)
+                done = rescore_tutor(services, claim.tutor_id, claim=claim)
             except Exception as exc:  # a rule raised, or the database went away: the tutor stays waiting
                 outcome.failures[claim.tutor_id] = exc
                 with contextlib.suppress(Exception):  # the database is gone: the lease lapses on its own
                     _record_failure(services, claim, exc)
                 continue
             if done:
-                more = more or not done.settled
                 outcome.rescored.append(done)
                 if on_rescored:
                     on_rescored(done)
@@ -209,7 +201,7 @@ def rescore_all(services: Services, *, rebuild: bool = False,
     with services.database.connection_context():
         tutor_ids = [t.tutor_id for t in Tutor.select(Tutor.tutor_id).order_by(Tutor.tutor_id)]
         for done, tutor_id in enumerate(tutor_ids, start=1):
-            rescore_tutor(services, tutor_id, None, through_today=True, rebuild=rebuild)
+            rescore_tutor(services, tutor_id, through_today=True, rebuild=rebuild)
             if progress:
                 progress(done, len(tutor_ids))
     return len(tutor_ids)

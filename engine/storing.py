@@ -22,16 +22,16 @@ from dataclasses import dataclass
 import peewee
 
 from engine.db import write_transaction
-from engine.models import RescoreWaiting, Session, TutorDailyCount
+from engine.models import Session, TutorDailyCount
 from engine.services import Services
 from engine.sql import Sql, flatten
 from engine.validation import SessionRecord
 from engine.windows import COUNT_FIELDS, Counts, day_of, session_counts
 
+SESSION_LOCKS = 7_311_943  # the advisory-lock namespace (first key) of session ids, apart from other locks
 _time = Session.scheduled_time.db_value
 _read_time = Session.scheduled_time.python_value
 _day = TutorDailyCount.day.db_value
-_read_day = RescoreWaiting.from_day.python_value
 
 
 @dataclass(frozen=True)
@@ -78,9 +78,9 @@ def lock_sessions(database: peewee.Database, session_ids: Sequence[str]) -> None
     sql = Sql(database)
     if sql.postgres and session_ids:
         sql.run(  # ordered by the lock key itself, so every transaction takes them in one order
-            "SELECT pg_advisory_xact_lock(key) "
+            "SELECT pg_advisory_xact_lock({p}, key) "
             "FROM (SELECT DISTINCT hashtext(unnest({p}::text[])) AS key ORDER BY 1) AS keys",
-            (list(set(session_ids)),),
+            (SESSION_LOCKS, list(set(session_ids))),
         )
 
 
@@ -120,7 +120,12 @@ def _previous(sql: Sql, session_ids: list[str]) -> dict[str, _Previous]:
 
 
 def _upsert_tutors(sql: Sql, records: list[SessionRecord], previous: dict[str, _Previous], now: dt.datetime) -> None:
-    """Create the tutors a batch names (or a moved session leaves), and take the newest name given."""
+    """Create the tutors a batch names (or a moved session leaves), and take the newest name given.
+
+    On Postgres, ``ON CONFLICT DO UPDATE`` locks every conflicting row, even where its ``WHERE``
+    updates nothing: the store holds each touched tutor's lock until it commits, which the
+    rescore relies on. Do not turn this into ``DO NOTHING``.
+    """
     names: dict[str, str | None] = {old.tutor_id: None for old in previous.values()}
     for record in records:
         names[record.tutor_id] = record.tutor_name or names.get(record.tutor_id)
@@ -220,14 +225,17 @@ def _move_counts(sql: Sql, records: list[SessionRecord], previous: dict[str, _Pr
 
 
 def mark_waiting(sql: Sql, earliest: dict[str, dt.date], now: dt.datetime) -> None:
-    """Upsert tutors into ``rescore_waiting``, keeping the earliest day and the first wait, bumping the generation."""
+    """Upsert tutors into ``rescore_waiting``, keeping the earliest day and the first wait.
+
+    The caller holds these tutors' row locks (taken by :func:`_upsert_tutors`): that is what keeps a
+    rescore, which holds the same lock, from missing this change (see :mod:`engine.rescoring`).
+    """
     if not earliest:
         return
-    rows = [(tutor_id, _day(day), 1, _time(now), 0) for tutor_id, day in sorted(earliest.items())]
+    rows = [(tutor_id, _day(day), _time(now), 0) for tutor_id, day in sorted(earliest.items())]
     sql.run(
-        "INSERT INTO rescore_waiting (tutor_id, from_day, generation, waiting_since, attempts) "
-        f"VALUES {sql.rows(len(rows), 5)} ON CONFLICT (tutor_id) DO UPDATE SET "
-        f"from_day = {sql.least}(rescore_waiting.from_day, excluded.from_day), "
-        "generation = rescore_waiting.generation + 1",
+        "INSERT INTO rescore_waiting (tutor_id, from_day, waiting_since, attempts) "
+        f"VALUES {sql.rows(len(rows), 4)} ON CONFLICT (tutor_id) DO UPDATE SET "
+        f"from_day = {sql.least}(rescore_waiting.from_day, excluded.from_day)",
         flatten(rows),
     )

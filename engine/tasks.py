@@ -2,7 +2,7 @@
 
 Tasks carry inbox ids only; the records themselves are in the database, so a lost task
 loses nothing (the sweeper re-enqueues). After storing, a task rescores the tutors that
-are due: at once when no other batch is queued, otherwise only those that have waited
+are due: at once when no other task is queued, otherwise only those that have waited
 ``TQS_RESCORE_DELAY_SECONDS``, so a tutor's sessions arriving in many batches are rescored
 together. Every event logs one line.
 """

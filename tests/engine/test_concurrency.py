@@ -12,6 +12,7 @@ from engine.ingest import ingest
 from engine.models import InboxItem, RescoreWaiting, Session, TutorDailyCount, TutorMetric
 from engine.rescoring import rescore_all, rescore_waiting
 from engine.services import Services
+from engine.storing import SESSION_LOCKS
 from engine.validation import validate_session
 from tests.conftest import NOW
 from tests.engine.state import derived_state, series_through
@@ -79,7 +80,7 @@ def test_an_older_delivery_picked_up_before_a_newer_one_does_not_overwrite_it(po
 
     def hold_the_other_session():
         with postgres_database.connection_context(), postgres_database.atomic():
-            postgres_database.execute_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (other_id,))
+            postgres_database.execute_sql("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (SESSION_LOCKS, other_id))
             holding.set()
             release.wait(20)
 

@@ -59,7 +59,7 @@ def test_any_order_and_batching_with_duplicates_matches_recomputing_from_scratch
             raced = claim_waiting(services, 1, NOW, LEASE) if action == "race" else []
             store_sessions(services, [validate_session(raw) for raw in batch])
             for claim in raced:
-                rescore_tutor(services, claim.tutor_id, claim.from_day, claim=claim)
+                rescore_tutor(services, claim.tutor_id, claim=claim)
             if action == "rescore":
                 rescore_waiting(services)
             elif action == "abandon":
