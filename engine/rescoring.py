@@ -123,17 +123,27 @@ def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = Fa
     return Rescored(tutor_id, current.flagged, len(points), max(waited, 0.0), 1000 * (time.perf_counter() - started))
 
 
-def claim_waiting(services: Services, limit: int, due_by: dt.datetime, lease: dt.timedelta) -> list[Claim]:
-    """Take up to ``limit`` waiting tutors that have waited since ``due_by`` or longer, oldest first."""
+def claim_waiting(services: Services, limit: int, lease: dt.timedelta,
+                  delay: dt.timedelta = dt.timedelta(0)) -> list[Claim]:
+    """Take up to ``limit`` waiting tutors that are due, oldest first.
+
+    A tutor is due once it has waited ``delay`` if its change is within the last week, twice that
+    within the last 30 days, four times that further back: a rescore costs about one day of work
+    per day it recomputes, so tutors whose changes reach far back wait longer for more of their
+    sessions, and the rescore work per second does not depend on how far back sessions land.
+    """
     sql = Sql(services.database)
     now = services.clock()
+    today = day_of(now)
     with write_transaction(services.database):
         rows = sql.all(
             "UPDATE rescore_waiting SET claimed_until = {p} WHERE tutor_id IN ("
             "SELECT tutor_id FROM rescore_waiting WHERE (claimed_until IS NULL OR claimed_until < {p}) "
-            "AND waiting_since <= {p} ORDER BY waiting_since LIMIT {p}" + sql.skip_locked + ") "
+            "AND waiting_since <= CASE WHEN from_day >= {p} THEN {p} WHEN from_day >= {p} THEN {p} ELSE {p} END "
+            "ORDER BY waiting_since LIMIT {p}" + sql.skip_locked + ") "
             "RETURNING tutor_id, waiting_since",
-            (_time(now + lease), _time(now), _time(due_by), limit),
+            (_time(now + lease), _time(now), _day(today - dt.timedelta(days=7)), _time(now - delay),
+             _day(today - dt.timedelta(days=30)), _time(now - 2 * delay), _time(now - 4 * delay), limit),
         )
     claims = [Claim(tutor_id, _read_time(since), now + lease) for tutor_id, since in rows]
     return sorted(claims, key=lambda claim: claim.waiting_since)
@@ -162,16 +172,16 @@ def _record_failure(services: Services, claim: Claim, error: Exception) -> None:
                  claim.tutor_id, _time(claim.lease_until)))
 
 
-def rescore_waiting(services: Services, *, due_by: dt.datetime | None = None, budget_seconds: float | None = None,
+def rescore_waiting(services: Services, *, delay: dt.timedelta = dt.timedelta(0), budget_seconds: float | None = None,
                     lease: dt.timedelta = dt.timedelta(seconds=60),
                     on_rescored: Callable[[Rescored], None] | None = None) -> RescoreRound:
-    """Rescore waiting tutors (those waiting since ``due_by`` or longer; default all) until none is left
-    or ``budget_seconds`` is spent. A tutor that fails stays waiting and is retried later."""
+    """Rescore the waiting tutors that are due (see :func:`claim_waiting`; with no ``delay``, all of them)
+    until none is left or ``budget_seconds`` is spent. A tutor that fails stays waiting and is retried later."""
     outcome = RescoreRound()
     deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
     more = True
     while more:  # another pass only if this one was full: tutors stored since are their storers' to rescore
-        claims = claim_waiting(services, CLAIM_CHUNK, due_by or services.clock(), lease)
+        claims = claim_waiting(services, CLAIM_CHUNK, lease, delay)
         more = len(claims) == CLAIM_CHUNK
         for index, claim in enumerate(claims):
             if deadline is not None and time.monotonic() > deadline:

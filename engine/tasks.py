@@ -3,8 +3,8 @@
 Tasks carry inbox ids only; the records themselves are in the database, so a lost task
 loses nothing (the sweeper re-enqueues). After storing, a task rescores the tutors that
 are due: at once when no other task is queued, otherwise only those that have waited
-``TQS_RESCORE_DELAY_SECONDS``, so a tutor's sessions arriving in many batches are rescored
-together. Every event logs one line.
+``TQS_RESCORE_DELAY_SECONDS`` (longer for changes further back, which cost more to rescore),
+so a tutor's sessions arriving in many batches are rescored together. Every event logs one line.
 """
 
 from __future__ import annotations
@@ -62,9 +62,8 @@ def register_tasks(huey: Huey, services: Services) -> Tasks:
 
     def rescore_due(queue_busy: bool) -> bool:
         """Rescore due tutors within the budget; True when some are left waiting."""
-        now = services.clock()
-        due_by = now - dt.timedelta(seconds=settings.rescore_delay_seconds) if queue_busy else now
-        outcome = rescore_waiting(services, due_by=due_by, budget_seconds=RESCORE_BUDGET_SECONDS, lease=lease)
+        delay = dt.timedelta(seconds=settings.rescore_delay_seconds if queue_busy else 0)
+        outcome = rescore_waiting(services, delay=delay, budget_seconds=RESCORE_BUDGET_SECONDS, lease=lease)
         for done in outcome.rescored:
             log_event(logger, "tutor_rescored", tutor_id=done.tutor_id, flagged=done.flagged, days=done.days,
                       waited_ms=1000 * done.waited_seconds, ms=done.ms)

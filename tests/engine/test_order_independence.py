@@ -56,14 +56,14 @@ def test_any_order_and_batching_with_duplicates_matches_recomputing_from_scratch
     with database.connection_context():
         for batch in batches_of(arrivals, cuts):
             action = data.draw(actions)
-            raced = claim_waiting(services, 1, NOW, LEASE) if action == "race" else []
+            raced = claim_waiting(services, 1, LEASE) if action == "race" else []
             store_sessions(services, [validate_session(raw) for raw in batch])
             for claim in raced:
                 rescore_tutor(services, claim.tutor_id, claim=claim)
             if action == "rescore":
                 rescore_waiting(services)
             elif action == "abandon":
-                claim_waiting(services, 1, NOW, LAPSED)
+                claim_waiting(services, 1, LAPSED)
         rescore_waiting(services)
         assert RescoreWaiting.select().count() == 0
     through = series_through(database)

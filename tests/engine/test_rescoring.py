@@ -16,8 +16,8 @@ LAPSED = -dt.timedelta(microseconds=1)  # a lease already over: its worker is sl
 def test_two_claims_of_one_tutor_leave_no_change_unscored(database, services):
     with database.connection_context():
         store_sessions(services, [session("late", "t1", NOW - dt.timedelta(days=20), "rescheduled", "tutor")])
-        [slow] = claim_waiting(services, 1, NOW, LAPSED)  # worker A's lease runs out before it starts
-        [taken_over] = claim_waiting(services, 1, NOW, LEASE)  # so worker B claims the same tutor
+        [slow] = claim_waiting(services, 1, LAPSED)  # worker A's lease runs out before it starts
+        [taken_over] = claim_waiting(services, 1, LEASE)  # so worker B claims the same tutor
         assert rescore_tutor(services, "t1", claim=slow) is not None  # A finishes after all
         store_sessions(services, [session("earlier", "t1", NOW - dt.timedelta(days=25), "rescheduled", "tutor"),
                                   session("other", "t1", NOW - dt.timedelta(days=24))])
@@ -33,7 +33,25 @@ def test_two_claims_of_one_tutor_leave_no_change_unscored(database, services):
 def test_a_claim_whose_tutor_was_rescored_meanwhile_does_nothing(database, services):
     with database.connection_context():
         store_sessions(services, [session("s1", "t1", NOW - dt.timedelta(days=2))])
-        [slow] = claim_waiting(services, 1, NOW, LAPSED)
-        [taken_over] = claim_waiting(services, 1, NOW, LEASE)
+        [slow] = claim_waiting(services, 1, LAPSED)
+        [taken_over] = claim_waiting(services, 1, LEASE)
         assert rescore_tutor(services, "t1", claim=taken_over) is not None
         assert rescore_tutor(services, "t1", claim=slow) is None
+
+
+def test_while_busy_a_change_further_back_waits_longer_for_more_of_its_sessions(database, services):
+    delay = dt.timedelta(seconds=1)
+    with database.connection_context():
+        store_sessions(services, [session("recent", "t-recent", NOW - dt.timedelta(days=2)),
+                                  session("month", "t-month", NOW - dt.timedelta(days=20)),
+                                  session("old", "t-old", NOW - dt.timedelta(days=60))])
+
+        def due_after(waited: dt.timedelta) -> list[str]:
+            claims = claim_waiting(services.at(NOW + waited), 10, LAPSED, delay)  # lapsed: claimable again
+            return sorted(claim.tutor_id for claim in claims)
+
+        assert len(claim_waiting(services, 10, LAPSED)) == 3  # no delay (an idle queue): all due at once
+        assert due_after(0.5 * delay) == []
+        assert due_after(1 * delay) == ["t-recent"]
+        assert due_after(2 * delay) == ["t-month", "t-recent"]
+        assert due_after(4 * delay) == ["t-month", "t-old", "t-recent"]
