@@ -11,7 +11,7 @@ import datetime as dt
 import peewee
 
 from engine.models import Reschedule, Session, TutorDailyCount
-from engine.sql import Sql
+from engine.sql import Sql, from_db_day, from_db_time, to_db_day, to_db_time
 from engine.windows import (
     COUNT_FIELDS,
     MAX_WINDOW_DAYS,
@@ -26,11 +26,6 @@ from engine.windows import (
     start_of_day,
 )
 
-_time = Session.scheduled_time.db_value
-_read_time = Session.scheduled_time.python_value
-_day = TutorDailyCount.day.db_value
-_read_day = TutorDailyCount.day.python_value
-
 
 def load_history(database: peewee.Database, tutor_id: str, name: str | None, first_day: dt.date,
                  last_day: dt.date) -> TutorHistory:
@@ -40,9 +35,9 @@ def load_history(database: peewee.Database, tutor_id: str, name: str | None, fir
     rows = sql.all(
         f"SELECT day, {', '.join(COUNT_FIELDS)} FROM tutor_daily_counts "
         "WHERE tutor_id = {p} AND day >= {p} AND day <= {p}",
-        (tutor_id, _day(since), _day(last_day)),
+        (tutor_id, to_db_day(since), to_db_day(last_day)),
     )
-    by_day = {_read_day(row[0]): Counts._make(row[1:]) for row in rows}
+    by_day = {from_db_day(row[0]): Counts._make(row[1:]) for row in rows}
     return TutorHistory(
         tutor_id, name, DailyCounts(by_day, since, last_day),
         load_sessions=lambda days: load_sessions_on(sql, tutor_id, days),
@@ -55,7 +50,7 @@ def load_sessions_on(sql: Sql, tutor_id: str, days: list[dt.date]) -> dict[dt.da
     ranges = " OR ".join(["(s.scheduled_time >= {p} AND s.scheduled_time < {p})"] * len(days))
     params: list = [tutor_id]
     for day in days:
-        params += [_time(start_of_day(day)), _time(start_of_day(day + ONE_DAY))]
+        params += [to_db_time(start_of_day(day)), to_db_time(start_of_day(day + ONE_DAY))]
     rows = sql.all(
         "SELECT s.scheduled_time, s.status, s.is_first_session, r.initiator FROM sessions s "
         "LEFT JOIN reschedules r ON r.session_id = s.session_id "
@@ -64,7 +59,7 @@ def load_sessions_on(sql: Sql, tutor_id: str, days: list[dt.date]) -> dict[dt.da
     )
     found: dict[dt.date, list[SessionFact]] = {day: [] for day in days}
     for scheduled, status, first, initiator in rows:
-        moment = _read_time(scheduled)
+        moment = from_db_time(scheduled)
         found[day_of(moment)].append(
             SessionFact(moment, session_counts(status, initiator, None if first is None else bool(first))))
     return found
@@ -77,12 +72,12 @@ def load_reschedules(sql: Sql, tutor_id: str, after: dt.datetime, until: dt.date
         "r.requested_at, r.notice_seconds, r.delay_seconds FROM reschedules r "
         "JOIN sessions s ON s.session_id = r.session_id "
         "WHERE r.tutor_id = {p} AND s.scheduled_time > {p} AND s.scheduled_time <= {p}",
-        (tutor_id, _time(after), _time(until)),
+        (tutor_id, to_db_time(after), to_db_time(until)),
     )
-    read = Reschedule.original_time.python_value
     return [
-        RescheduleFact(session_id=sid, scheduled_time=_read_time(scheduled), initiator=initiator, reason=reason,
-                       original_time=read(original), new_time=read(new), requested_at=read(requested),
+        RescheduleFact(session_id=sid, scheduled_time=from_db_time(scheduled), initiator=initiator, reason=reason,
+                       original_time=from_db_time(original), new_time=from_db_time(new),
+                       requested_at=from_db_time(requested),
                        notice_seconds=notice, delay_seconds=delay)
         for sid, scheduled, initiator, reason, original, new, requested, notice, delay in rows
     ]

@@ -18,7 +18,7 @@ import peewee
 from engine.db import write_transaction
 from engine.models import InboxItem
 from engine.services import Services
-from engine.sql import Sql
+from engine.sql import Sql, from_db_json, to_db_time
 from engine.storing import StoredSession, lock_sessions, store_locked
 from engine.validation import SessionRecord, ValidationError, to_payload, validate_session
 
@@ -115,7 +115,7 @@ def store_items(services: Services, ids: Sequence[int]) -> StoredItems:
                        "AND status = 'pending'", list(ids)) if ids else []
         if not rows:
             return StoredItems([], 0, [])
-        items = [PendingItem(row_id, session_id, tutor_id, _read_payload(payload))
+        items = [PendingItem(row_id, session_id, tutor_id, from_db_json(payload))
                  for row_id, session_id, tutor_id, payload in sorted(rows)]
         lock_sessions(database, [item.session_id for item in items])
         current = {row_id: newest for row_id, newest in sql.all(
@@ -141,13 +141,10 @@ def store_items(services: Services, ids: Sequence[int]) -> StoredItems:
         return StoredItems(list(zip(live, results, strict=True)), len(stale), [item for item, _ in broken])
 
 
-_read_payload = InboxItem.payload.python_value
-
-
 def _finish(sql: Sql, ids: list[int], status: str, now: dt.datetime) -> None:
     if ids:
         sql.run(f"UPDATE inbox SET status = {{p}}, processed_at = {{p}} WHERE id IN ({sql.marks(len(ids))})",
-                [status, InboxItem.processed_at.db_value(now), *ids])
+                [status, to_db_time(now), *ids])
 
 
 def record_attempt(database: peewee.Database, ids: Sequence[int], error: str | None, failed: bool) -> None:

@@ -9,17 +9,17 @@ however its sessions were spread over the batches.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine import inbox
 from engine.rescoring import Rescored, RescoreRound, rescore_waiting, waiting_count
 from engine.services import Services
+from engine.terminal import ProgressHook
 from engine.validation import SessionRecord, ValidationError, validate_session
 
 DEFAULT_BATCH = 500
-ProgressHook = Callable[[str, int, int], None]  # (phase, done, total)
 
 
 @dataclass

@@ -27,7 +27,7 @@ from engine.models import RescoreWaiting, Tutor
 from engine.results import clear_derived, load_snapshots, write_current, write_events, write_snapshots
 from engine.series import compute_series, transitions
 from engine.services import Services
-from engine.sql import Sql
+from engine.sql import Sql, from_db_day, from_db_time, to_db_day, to_db_time
 from engine.windows import day_of
 
 # Daily history is kept for about 13 months: a session dated years back is stored and counted, but
@@ -36,10 +36,6 @@ HISTORY_HORIZON = dt.timedelta(days=400)
 CLAIM_CHUNK = 16
 RETRY_BACKOFF_SECONDS = (2, 8, 30, 120, 600)
 
-_time = Tutor.scored_at.db_value
-_read_time = Tutor.scored_at.python_value
-_day = Tutor.series_through.db_value
-_read_day = Tutor.series_through.python_value
 
 
 @dataclass(frozen=True)
@@ -90,8 +86,8 @@ def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = Fa
         if not row or (claim and not waiting):
             return None
         name, series_through, scored_at = row[0]
-        series_through, scored_at = _read_day(series_through), _read_time(scored_at)
-        earliest = _read_day(waiting[0][0]) if waiting else None
+        series_through, scored_at = from_db_day(series_through), from_db_time(scored_at)
+        earliest = from_db_day(waiting[0][0]) if waiting else None
         if rebuild:  # from the first session, whatever was waiting
             clear_derived(tutor_id)
             recount_all_days(tutor_id)
@@ -116,7 +112,8 @@ def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = Fa
         risk = max((a.risk_score for a in current.assessments.values()), default=0.0)
         sql.run("UPDATE tutors SET series_through = {p}, flagged = {p}, risk_score = {p}, scored_at = {p} "
                 "WHERE tutor_id = {p}",
-                (_day(max(persist_end, series_through or persist_end)), current.flagged, risk, _time(now), tutor_id))
+                (to_db_day(max(persist_end, series_through or persist_end)), current.flagged, risk, to_db_time(now),
+                 tutor_id))
         if waiting:
             sql.run("DELETE FROM rescore_waiting WHERE tutor_id = {p}", (tutor_id,))
     waited = (now - claim.waiting_since).total_seconds() if claim else 0.0
@@ -142,10 +139,10 @@ def claim_waiting(services: Services, limit: int, lease: dt.timedelta,
             "AND waiting_since <= CASE WHEN from_day >= {p} THEN {p} WHEN from_day >= {p} THEN {p} ELSE {p} END "
             "ORDER BY waiting_since LIMIT {p}" + sql.skip_locked + ") "
             "RETURNING tutor_id, waiting_since",
-            (_time(now + lease), _time(now), _day(today - dt.timedelta(days=7)), _time(now - delay),
-             _day(today - dt.timedelta(days=30)), _time(now - 2 * delay), _time(now - 4 * delay), limit),
+            (to_db_time(now + lease), to_db_time(now), to_db_day(today - dt.timedelta(days=7)), to_db_time(now - delay),
+             to_db_day(today - dt.timedelta(days=30)), to_db_time(now - 2 * delay), to_db_time(now - 4 * delay), limit),
         )
-    claims = [Claim(tutor_id, _read_time(since), now + lease) for tutor_id, since in rows]
+    claims = [Claim(tutor_id, from_db_time(since), now + lease) for tutor_id, since in rows]
     return sorted(claims, key=lambda claim: claim.waiting_since)
 
 
@@ -156,7 +153,7 @@ def release(services: Services, claims: list[Claim]) -> None:
         with write_transaction(services.database):
             for claim in claims:
                 sql.run("UPDATE rescore_waiting SET claimed_until = NULL WHERE tutor_id = {p} AND claimed_until = {p}",
-                        (claim.tutor_id, _time(claim.lease_until)))
+                        (claim.tutor_id, to_db_time(claim.lease_until)))
 
 
 def _record_failure(services: Services, claim: Claim, error: Exception) -> None:
@@ -168,8 +165,8 @@ def _record_failure(services: Services, claim: Claim, error: Exception) -> None:
         pause = RETRY_BACKOFF_SECONDS[min(count, len(RETRY_BACKOFF_SECONDS) - 1)]
         sql.run("UPDATE rescore_waiting SET claimed_until = {p}, attempts = attempts + 1, last_error = {p} "
                 "WHERE tutor_id = {p} AND claimed_until = {p}",
-                (_time(services.clock() + dt.timedelta(seconds=pause)), f"{type(error).__name__}: {error}"[:2000],
-                 claim.tutor_id, _time(claim.lease_until)))
+                (to_db_time(services.clock() + dt.timedelta(seconds=pause)), f"{type(error).__name__}: {error}"[:2000],
+                 claim.tutor_id, to_db_time(claim.lease_until)))
 
 
 def rescore_waiting(services: Services, *, delay: dt.timedelta = dt.timedelta(0), budget_seconds: float | None = None,

@@ -10,17 +10,10 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from engine.models import JSONField, RiskEvent, ScoreSnapshot, TutorDailyCount, TutorMetric, TutorScore
+from engine.models import RiskEvent, ScoreSnapshot, TutorDailyCount, TutorMetric, TutorScore
 from engine.rulekit import Advice
 from engine.series import RiskTransition, SeriesPoint
-from engine.sql import Sql, flatten
-
-_time = ScoreSnapshot.as_of.db_value
-_read_time = ScoreSnapshot.as_of.python_value
-_day = ScoreSnapshot.day.db_value
-_read_day = ScoreSnapshot.day.python_value
-_json = JSONField().db_value
-_read_json = JSONField().python_value
+from engine.sql import Sql, flatten, from_db_day, from_db_json, from_db_time, to_db_day, to_db_json, to_db_time
 
 
 @dataclass(frozen=True)
@@ -33,9 +26,9 @@ class StoredSnapshot:
 def load_snapshots(sql: Sql, tutor_id: str, first: dt.date, last: dt.date) -> dict[dt.date, StoredSnapshot]:
     rows = sql.all(
         "SELECT day, as_of, metrics, flags FROM score_snapshots WHERE tutor_id = {p} AND day >= {p} AND day <= {p}",
-        (tutor_id, _day(first), _day(last)),
+        (tutor_id, to_db_day(first), to_db_day(last)),
     )
-    return {_read_day(day): StoredSnapshot(_read_time(as_of), _read_json(metrics), _read_json(flags))
+    return {from_db_day(day): StoredSnapshot(from_db_time(as_of), from_db_json(metrics), from_db_json(flags))
             for day, as_of, metrics, flags in rows}
 
 
@@ -48,7 +41,8 @@ def write_snapshots(sql: Sql, tutor_id: str, points: Iterable[SeriesPoint],
         metrics, flags = point.metrics, point.flags
         if old and old.as_of == point.as_of and old.metrics == metrics and old.flags == flags:
             continue
-        rows.append((tutor_id, _day(point.day), _time(point.as_of), _json(metrics), _json(flags), point.flagged))
+        rows.append((tutor_id, to_db_day(point.day), to_db_time(point.as_of), to_db_json(metrics), to_db_json(flags),
+                     point.flagged))
     if rows:
         sql.run(
             "INSERT INTO score_snapshots (tutor_id, day, as_of, metrics, flags, flagged) "
@@ -63,10 +57,10 @@ def write_snapshots(sql: Sql, tutor_id: str, points: Iterable[SeriesPoint],
 def write_events(sql: Sql, tutor_id: str, start: dt.date, found: list[RiskTransition], now: dt.datetime) -> None:
     """Make the stored events from ``start`` on equal the derived ones, keeping rows that still hold exactly."""
     stored = {
-        (rule, kind, _read_day(day)): (event_id, severity, _read_json(explanation))
+        (rule, kind, from_db_day(day)): (event_id, severity, from_db_json(explanation))
         for event_id, rule, kind, day, severity, explanation in sql.all(
             "SELECT id, rule, kind, day, severity, explanation FROM risk_events WHERE tutor_id = {p} AND day >= {p}",
-            (tutor_id, _day(start)),
+            (tutor_id, to_db_day(start)),
         )
     }
     wanted = {(t.rule, t.kind, t.day): t for t in found}
@@ -76,7 +70,8 @@ def write_events(sql: Sql, tutor_id: str, start: dt.date, found: list[RiskTransi
     if stale:
         sql.run(f"DELETE FROM risk_events WHERE id IN ({sql.marks(len(stale))})", stale)
     fresh = [
-        (tutor_id, t.rule, t.kind, _day(t.day), _time(t.occurred_at), t.severity, _json(t.explanation), _time(now))
+        (tutor_id, t.rule, t.kind, to_db_day(t.day), to_db_time(t.occurred_at), t.severity, to_db_json(t.explanation),
+         to_db_time(now))
         for key, t in sorted(wanted.items()) if key not in kept
     ]
     if fresh:
@@ -90,9 +85,9 @@ def write_events(sql: Sql, tutor_id: str, start: dt.date, found: list[RiskTransi
 def write_current(sql: Sql, tutor_id: str, current: SeriesPoint, advice: Mapping[str, Advice]) -> None:
     """The current verdict of every rule, and every current metric value that changed."""
     scores = [
-        (tutor_id, rule, a.version, a.flagged, a.severity, a.risk_score, _json(a.explanation),
-         _json(advice[rule].insights if rule in advice else []),
-         _json(advice[rule].recommendations if rule in advice else []), _time(current.as_of))
+        (tutor_id, rule, a.version, a.flagged, a.severity, a.risk_score, to_db_json(a.explanation),
+         to_db_json(advice[rule].insights if rule in advice else []),
+         to_db_json(advice[rule].recommendations if rule in advice else []), to_db_time(current.as_of))
         for rule, a in sorted(current.assessments.items())
     ]
     if scores:

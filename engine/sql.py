@@ -13,6 +13,13 @@ from typing import Any
 import peewee
 
 from engine.db import is_postgres
+from engine.models import JSONField, UTCDateTimeField
+
+# Values in and out of raw statements, converted exactly as the models' fields convert them.
+_DATETIME, _DATE, _JSON = UTCDateTimeField(), peewee.DateField(), JSONField()
+to_db_time, from_db_time = _DATETIME.db_value, _DATETIME.python_value
+to_db_day, from_db_day = _DATE.db_value, _DATE.python_value
+to_db_json, from_db_json = _JSON.db_value, _JSON.python_value
 
 
 class Sql:

@@ -22,16 +22,12 @@ from dataclasses import dataclass
 import peewee
 
 from engine.db import write_transaction
-from engine.models import Session, TutorDailyCount
 from engine.services import Services
-from engine.sql import Sql, flatten
+from engine.sql import Sql, flatten, from_db_time, to_db_day, to_db_time
 from engine.validation import SessionRecord
 from engine.windows import COUNT_FIELDS, Counts, day_of, session_counts
 
 SESSION_LOCKS = 7_311_943  # the advisory-lock namespace (first key) of session ids, apart from other locks
-_time = Session.scheduled_time.db_value
-_read_time = Session.scheduled_time.python_value
-_day = TutorDailyCount.day.db_value
 
 
 @dataclass(frozen=True)
@@ -113,8 +109,9 @@ def _previous(sql: Sql, session_ids: list[str]) -> dict[str, _Previous]:
     found = {}
     for session_id, tutor_id, scheduled, status, first, digest, received, initiator in rows:
         found[session_id] = _Previous(
-            tutor_id, _read_time(scheduled), session_counts(status, initiator, None if first is None else bool(first)),
-            digest, _read_time(received), initiator is not None,
+            tutor_id, from_db_time(scheduled),
+            session_counts(status, initiator, None if first is None else bool(first)),
+            digest, from_db_time(received), initiator is not None,
         )
     return found
 
@@ -129,7 +126,7 @@ def _upsert_tutors(sql: Sql, records: list[SessionRecord], previous: dict[str, _
     names: dict[str, str | None] = {old.tutor_id: None for old in previous.values()}
     for record in records:
         names[record.tutor_id] = record.tutor_name or names.get(record.tutor_id)
-    rows = [(tutor_id, names[tutor_id], False, 0.0, _time(now)) for tutor_id in sorted(names)]
+    rows = [(tutor_id, names[tutor_id], False, 0.0, to_db_time(now)) for tutor_id in sorted(names)]
     sql.run(
         f"INSERT INTO tutors (tutor_id, name, flagged, risk_score, created_at) VALUES {sql.rows(len(rows), 5)} "
         "ON CONFLICT (tutor_id) DO UPDATE SET name = excluded.name "
@@ -146,9 +143,10 @@ _SESSION_COLUMNS = ("session_id", "tutor_id", "student_id", "student_name", "sch
 def _upsert_sessions(sql: Sql, records: list[SessionRecord], digests: dict[str, str],
                      previous: dict[str, _Previous], now: dt.datetime) -> None:
     rows = [
-        (r.session_id, r.tutor_id, r.student_id, r.student_name, _time(r.scheduled_time), _time(r.completed_time),
+        (r.session_id, r.tutor_id, r.student_id, r.student_name, to_db_time(r.scheduled_time),
+         to_db_time(r.completed_time),
          r.status, r.subject, r.duration_minutes, r.is_first_session, digests[r.session_id],
-         _time(previous[r.session_id].received_at if r.session_id in previous else now), _time(now))
+         to_db_time(previous[r.session_id].received_at if r.session_id in previous else now), to_db_time(now))
         for r in sorted(records, key=lambda record: record.session_id)
     ]
     updates = ", ".join(f"{name} = excluded.{name}" for name in _SESSION_COLUMNS
@@ -183,8 +181,8 @@ def _write_reschedules(sql: Sql, records: list[SessionRecord], previous: dict[st
 def _reschedule_row(record: SessionRecord) -> tuple:
     info = record.reschedule
     notice, delay = info.notice, info.delay
-    return (record.session_id, record.tutor_id, info.initiator, info.reason, _time(info.original_time),
-            _time(info.new_time), _time(info.requested_at),
+    return (record.session_id, record.tutor_id, info.initiator, info.reason, to_db_time(info.original_time),
+            to_db_time(info.new_time), to_db_time(info.requested_at),
             None if notice is None else int(notice.total_seconds()),
             None if delay is None else int(delay.total_seconds()))
 
@@ -209,7 +207,7 @@ def _move_counts(sql: Sql, records: list[SessionRecord], previous: dict[str, _Pr
         touched[tutor_id] = min(day, touched.get(tutor_id, day))
     moves = sorted((key, delta) for key, delta in deltas.items() if any(delta))
     if moves:
-        rows = [(tutor_id, _day(day), *delta) for (tutor_id, day), delta in moves]
+        rows = [(tutor_id, to_db_day(day), *delta) for (tutor_id, day), delta in moves]
         updates = ", ".join(f"{name} = tutor_daily_counts.{name} + excluded.{name}" for name in COUNT_FIELDS)
         sql.run(
             f"INSERT INTO tutor_daily_counts (tutor_id, day, {', '.join(COUNT_FIELDS)}) "
@@ -220,7 +218,7 @@ def _move_counts(sql: Sql, records: list[SessionRecord], previous: dict[str, _Pr
         for (tutor_id, day), delta in moves:
             if delta.sessions < 0:  # a session left this day: drop the day if nothing is left on it
                 sql.run("DELETE FROM tutor_daily_counts WHERE tutor_id = {p} AND day = {p} AND sessions = 0",
-                        (tutor_id, _day(day)))
+                        (tutor_id, to_db_day(day)))
     return touched
 
 
@@ -232,7 +230,7 @@ def mark_waiting(sql: Sql, earliest: dict[str, dt.date], now: dt.datetime) -> No
     """
     if not earliest:
         return
-    rows = [(tutor_id, _day(day), _time(now), 0) for tutor_id, day in sorted(earliest.items())]
+    rows = [(tutor_id, to_db_day(day), to_db_time(now), 0) for tutor_id, day in sorted(earliest.items())]
     sql.run(
         "INSERT INTO rescore_waiting (tutor_id, from_day, waiting_since, attempts) "
         f"VALUES {sql.rows(len(rows), 4)} ON CONFLICT (tutor_id) DO UPDATE SET "

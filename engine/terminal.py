@@ -7,25 +7,21 @@ bar once, and the command's own summary line follows.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-ProgressUpdate = Any  # (phase: str, done: int, total: int) -> None
-
-
-def stderr() -> Console:
-    return Console(stderr=True)
+ProgressHook = Callable[[str, int, int], None]  # (phase, done, total)
 
 
 @contextlib.contextmanager
-def progress_bars() -> Iterator[ProgressUpdate]:
-    """Yield ``update(phase, done, total)``; each phase gets its own bar, with rate and time left."""
+def progress_bars() -> Iterator[ProgressHook]:
+    """Yield ``update(phase, done, total)``; each phase gets its own bar, with its count and time left."""
     bars = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-                    TimeRemainingColumn(), console=stderr())
+                    TimeRemainingColumn(), console=Console(stderr=True))
     tasks: dict[str, Any] = {}
 
     def update(phase: str, done: int, total: int) -> None:

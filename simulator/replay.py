@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.ingest import IngestReport, ingest
 from engine.services import Services, utc_now
-from engine.terminal import ProgressUpdate, progress_bars
+from engine.terminal import ProgressHook, progress_bars
 from simulator.generate import Simulation
 
 BATCH = 500
@@ -75,7 +75,7 @@ def replay_api(target: ApiTarget, sessions: Sequence[dict[str, Any]], batch: int
         wait_for_scoring(target, len(sessions), progress)
 
 
-def wait_for_scoring(target: ApiTarget, total: int, progress: ProgressUpdate, timeout: float = 3600) -> None:
+def wait_for_scoring(target: ApiTarget, total: int, progress: ProgressHook, timeout: float = 3600) -> None:
     """Poll /api/health until no session waits to be stored and no tutor waits to be rescored."""
     deadline = time.monotonic() + timeout
     while True:
