@@ -124,7 +124,11 @@ def build_document(metric_names: MetricNames) -> dict[str, Any]:
                             "rescore": {"type": "object", "properties": {
                                 "tutors_waiting": {"type": "integer"},
                                 "oldest_waiting_seconds": {"type": "number", "nullable": True},
-                                "tutors_failing": {"type": "integer"}}}}}}},
+                                "tutors_failing": {"type": "integer"}}},
+                            "emails": {"type": "object", "properties": {
+                                "unsent": {"type": "integer"},
+                                "oldest_unsent_seconds": {"type": "number", "nullable": True},
+                                "failed": {"type": "integer"}}}}}}},
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {
                     "type": "object", "required": ["status", "title"], "properties": {
                         "status": {"type": "integer"}, "title": {"type": "string"}, "message": {"type": "string"},

@@ -27,6 +27,8 @@ from engine.tasks import register_tasks
 from engine.terminal import print_table, progress_bars
 from engine.validation import parse_datetime
 from engine.worker import run_worker
+from notifications import outbox
+from notifications.delivery import deliver_ready
 
 COMMANDS_GROUP = "tutor_quality.commands"  # packages add tqs subcommands here: fn(command) registers them
 TUTOR_COLUMNS = [  # (field, header, justify): the reschedule rule's rates by window, then the overall standing
@@ -80,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     worker_cmd = command("worker", worker, "run the queue consumer that scores sessions", connect=False)
     worker_cmd.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
     worker_cmd.add_argument("--threads", action="store_true", help="threads instead of processes")
-    command("retry-failed", retry_failed, "queue again the sessions whose processing failed for good")
+    command("retry-failed", retry_failed, "queue again the sessions and email reports that failed for good")
     for entry_point in importlib.metadata.entry_points(group=COMMANDS_GROUP):
         entry_point.load()(command)  # simulator, and later the dashboard and notifications, add their commands
     rescore_cmd = command("rescore", rescore, "roll every tutor's windows forward and snapshot through today")
@@ -121,12 +123,22 @@ def ingest(services: Services, args: argparse.Namespace) -> int:
         return _enqueue(services, valid, len(rejected))
     with progress_bars() as progress:
         report = run_ingest(services.at(args.as_of) if args.as_of else services, raw, progress=progress)
+        emails = deliver_ready(services, [done.tutor_id for done in report.rescore.rescored], progress)
     _print_rejected(report.rejected)
     for tutor_id, error in report.rescore.failures.items():
         print(f"tutor {tutor_id}: could not be scored: {type(error).__name__}: {error}", file=sys.stderr)
     print(f"ingested {report.stored} sessions ({report.changed} new or changed), rejected {len(report.rejected)}; "
           f"rescored {len(report.rescore.rescored)} tutors", file=sys.stderr)
+    _print_emails(services, emails)
     return 1 if report.rejected or report.rescore.failures else 0
+
+
+def _print_emails(services: Services, emails: list) -> None:
+    if emails:
+        failed = sum(done.status == "failed" for done in emails)
+        print(f"sent {sum(done.status == 'sent' for done in emails)} email reports to "
+              f"{services.settings.email_endpoint.describe()}"
+              + (f"; {failed} failed (kept; a worker retries them)" if failed else ""), file=sys.stderr)
 
 
 def _print_rejected(rejected) -> None:
@@ -242,13 +254,23 @@ def worker(services: Services, args: argparse.Namespace) -> int:
 
 
 def retry_failed(services: Services, args: argparse.Namespace) -> int:
+    """Queue again the sessions and the email reports that failed for good."""
     ids = inbox.reset_failed(services.database, services.clock())
+    reports = outbox.reset_failed(services)
+    tasks = register_tasks(create_huey(services.settings.queue_url), services) if ids or reports else None
     if ids:
-        tasks = register_tasks(create_huey(services.settings.queue_url), services)
         queued = tasks.enqueue_inbox(ids)
         print(f"{len(ids)} failed sessions {'queued again' if queued else 'reset; the sweeper will queue them'}")
     else:
         print("no failed sessions")
+    if reports:
+        try:
+            tasks.emails.queue_sends(reports)
+            print(f"{len(reports)} failed email reports queued again")
+        except Exception as exc:  # the queue is down: the reports are pending, and the sweeper queues them
+            print(f"{len(reports)} failed email reports reset; the sweeper will queue them ({type(exc).__name__})")
+    else:
+        print("no failed email reports")
     return 0
 
 

@@ -11,8 +11,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
+
+from notifications.endpoint import EmailEndpoint, parse_address, parse_addresses, parse_email_url
 
 WINDOW_DAYS = (7, 30, 90)
+EMAIL_POLICIES = ("every-session", "flagged-only", "state-change", "digest", "off")
+SESSION_REPORT_POLICIES = ("every-session", "flagged-only")  # the policies that report each stored session
 
 
 class ConfigError(ValueError):
@@ -43,13 +48,28 @@ class Settings:
     dashboard_cookie_secret: str = field(default="", repr=False)
     dashboard_refresh_seconds: int = 30
     dashboard_origins: tuple[str, ...] = ()
+    dashboard_url: str = "http://localhost:5006/"
+    email_url: str = field(default="", repr=False)
+    email_to: tuple[str, ...] = ()
+    email_from: str = ""
+    email_policy: str = "every-session"
+    digest_hour: int = 7
+    email_retry_seconds: float = 60.0
 
     def __post_init__(self) -> None:
         if not self.database_url:
             object.__setattr__(self, "database_url", f"sqlite:///{self.data_dir / 'tutor_quality.db'}")
         if not self.queue_url:
             object.__setattr__(self, "queue_url", f"sqlite:///{self.data_dir / 'queue.db'}")
+        if not self.email_url:
+            object.__setattr__(self, "email_url", f"file://{(self.data_dir / 'emails').absolute()}")
         _check(self)
+        _check_email(self)
+
+    @property
+    def email_endpoint(self) -> EmailEndpoint:
+        """Where reports go (already validated at start-up)."""
+        return parse_email_url(self.email_url)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -122,6 +142,31 @@ def _url(raw: str) -> str:
     return raw
 
 
+def _hour(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 23:
+        raise ValueError("must be an hour of the day, 0 to 23 (UTC)")
+    return value
+
+
+def _policy(raw: str) -> str:
+    if raw not in EMAIL_POLICIES:
+        raise ValueError(f"must be one of {', '.join(EMAIL_POLICIES)}")
+    return raw
+
+
+def _email_url(raw: str) -> str:
+    parse_email_url(raw)
+    return raw
+
+
+def _web_url(raw: str) -> str:
+    url = urlparse(raw)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise ValueError("must be an http:// or https:// address, such as https://quality.example.com/")
+    return raw
+
+
 _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TQS_DATA_DIR": ("data_dir", Path),
     "TQS_DATABASE_URL": ("database_url", _url),
@@ -143,6 +188,13 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TQS_DASHBOARD_COOKIE_SECRET": ("dashboard_cookie_secret", _cookie_secret),
     "TQS_DASHBOARD_REFRESH_SECONDS": ("dashboard_refresh_seconds", _positive_int),
     "TQS_DASHBOARD_ORIGINS": ("dashboard_origins", _keys),
+    "TQS_DASHBOARD_URL": ("dashboard_url", _web_url),
+    "TQS_EMAIL_URL": ("email_url", _email_url),
+    "TQS_EMAIL_TO": ("email_to", parse_addresses),
+    "TQS_EMAIL_FROM": ("email_from", parse_address),
+    "TQS_EMAIL_POLICY": ("email_policy", _policy),
+    "TQS_DIGEST_HOUR": ("digest_hour", _hour),
+    "TQS_EMAIL_RETRY_SECONDS": ("email_retry_seconds", _seconds),
 }
 
 
@@ -156,3 +208,21 @@ def _check(settings: Settings) -> None:
         raise ConfigError(f"TQS_PRIMARY_WINDOW_DAYS={settings.primary_window_days} must be one of 7, 30, 90")
     if settings.min_sessions < 1:
         raise ConfigError(f"TQS_MIN_SESSIONS={settings.min_sessions} must be at least 1")
+
+
+def _check_email(settings: Settings) -> None:
+    """Reports to real mailboxes need real addresses; the file and console transports default them."""
+    try:
+        endpoint = parse_email_url(settings.email_url)
+    except ValueError as exc:
+        raise ConfigError(f"TQS_EMAIL_URL: {exc}") from None
+    if settings.email_policy not in EMAIL_POLICIES:
+        raise ConfigError(f"TQS_EMAIL_POLICY={settings.email_policy!r} must be one of {', '.join(EMAIL_POLICIES)}")
+    if endpoint.sends_mail and settings.email_policy != "off":
+        for variable, value in (("TQS_EMAIL_TO", settings.email_to), ("TQS_EMAIL_FROM", settings.email_from)):
+            if not value:
+                raise ConfigError(f"{variable} must be set when TQS_EMAIL_URL sends mail ({endpoint.describe()})")
+    if not settings.email_to:
+        object.__setattr__(settings, "email_to", ("admins@localhost",))
+    if not settings.email_from:
+        object.__setattr__(settings, "email_from", "Tutor Quality <tutor-quality@localhost>")

@@ -19,7 +19,7 @@ from engine.db import write_transaction
 from engine.models import InboxItem
 from engine.services import Services
 from engine.sql import Sql, from_db_json, to_db_time
-from engine.storing import StoredSession, lock_sessions, store_locked
+from engine.storing import StoredSession, lock_sessions, report_recipients, store_locked
 from engine.validation import SessionRecord, ValidationError, to_payload, validate_session
 
 MAX_BATCH = 1000
@@ -132,7 +132,7 @@ def store_items(services: Services, ids: Sequence[int]) -> StoredItems:
                 live.append(item)
             except ValidationError as exc:  # edited in the database, say: it will never store, so park it
                 broken.append((item, exc))
-        results = store_locked(database, records, now)
+        results = store_locked(database, records, now, report_recipients(services.settings))
         _finish(sql, [item.id for item in live], "processed", now)
         _finish(sql, stale, "superseded", now)
         for item, exc in broken:

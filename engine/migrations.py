@@ -17,6 +17,7 @@ from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator
 from engine.db import is_postgres
 from engine.models import (
     MODELS,
+    EmailDelivery,
     EmailReport,
     InboxItem,
     Reschedule,
@@ -37,7 +38,7 @@ _ADVISORY_LOCK_KEY = 7_311_942  # arbitrary, constant: "tutor quality schema"
 
 def _create_schema(database: peewee.Database, migrator: SchemaMigrator) -> None:
     database.create_tables(
-        [Tutor, Session, Reschedule, TutorDailyCount, TutorScore, TutorMetric, ScoreSnapshot, RiskEvent, EmailReport],
+        [Tutor, Session, Reschedule, TutorDailyCount, TutorScore, TutorMetric, ScoreSnapshot, RiskEvent],
         safe=True,
     )
 
@@ -50,10 +51,17 @@ def _create_rescore_waiting(database: peewee.Database, migrator: SchemaMigrator)
     database.create_tables([RescoreWaiting], safe=True)
 
 
+def _create_email_reports(database: peewee.Database, migrator: SchemaMigrator) -> None:
+    # The first schema's email_reports table was never written to: replace it with today's shape.
+    database.drop_tables([EmailDelivery, EmailReport], safe=True)
+    database.create_tables([EmailReport, EmailDelivery], safe=True)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "create schema", _create_schema),
     (2, "inbox of accepted sessions", _create_inbox),
     (3, "tutors waiting for a rescore", _create_rescore_waiting),
+    (4, "email reports and their deliveries", _create_email_reports),
 ]
 
 

@@ -190,21 +190,52 @@ class RiskEvent(BaseModel):
 
 
 class EmailReport(BaseModel):
-    """A per-session report sent to admins, with its delivery state."""
+    """A report to admins and its delivery state: one per processed session (per fingerprint), per change
+    of a tutor's flag, or per daily digest, as ``TQS_EMAIL_POLICY`` asks.
+
+    ``report_key`` names what the report is about, so a re-posted session or a retried task finds
+    the report that exists instead of making a second one. Session reports are written in the
+    transaction that stores the session, and sent once the tutor's rescore has taken it in.
+    """
 
     id = peewee.AutoField()
-    session = peewee.ForeignKeyField(Session, column_name="session_id", null=True, on_delete="SET NULL")
-    tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", null=True, on_delete="SET NULL")
-    recipient = peewee.CharField(max_length=320)
-    subject = peewee.CharField(max_length=300)
-    status = peewee.CharField(max_length=16, default="pending", index=True)
-    error = peewee.TextField(null=True)
+    kind = peewee.CharField(max_length=16)  # session | state_change | digest
+    report_key = peewee.CharField(max_length=400, unique=True)
+    session_id = peewee.CharField(max_length=128, null=True)
+    tutor_id = peewee.CharField(max_length=128, null=True)
+    fingerprint = peewee.CharField(max_length=64, null=True)
+    flagged = peewee.BooleanField(null=True)  # state_change: the state reported
+    facts = JSONField(null=True)  # digest: the tutors flagged when it was made, to tell the next one what changed
+    recipients = JSONField()
+    subject = peewee.CharField(max_length=400, null=True)
+    status = peewee.CharField(max_length=16, default="pending")  # pending | sent | failed | skipped
     attempts = peewee.IntegerField(default=0)
+    last_error = peewee.TextField(null=True)
+    message_id = peewee.CharField(max_length=300, null=True)
     created_at = UTCDateTimeField()
+    queued_at = UTCDateTimeField(null=True)
+    claimed_until = UTCDateTimeField(null=True)
     sent_at = UTCDateTimeField(null=True)
 
     class Meta:
         table_name = "email_reports"
+        indexes = ((("status", "created_at"), False), (("tutor_id", "status"), False))
+
+
+class EmailDelivery(BaseModel):
+    """One recipient of one report. ``sending`` is written before the message goes out and ``sent``
+    after, so a crash in between is seen on retry (the resend carries the same Message-ID)."""
+
+    report = peewee.ForeignKeyField(EmailReport, column_name="report_id", on_delete="CASCADE")
+    recipient = peewee.CharField(max_length=320)
+    status = peewee.CharField(max_length=16)  # sending | sent | refused
+    attempts = peewee.IntegerField(default=0)
+    response = peewee.TextField(null=True)
+    sent_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "email_deliveries"
+        primary_key = peewee.CompositeKey("report", "recipient")
 
 
 class InboxItem(BaseModel):
@@ -269,6 +300,7 @@ MODELS = [
     ScoreSnapshot,
     RiskEvent,
     EmailReport,
+    EmailDelivery,
     InboxItem,
     RescoreWaiting,
 ]

@@ -17,6 +17,7 @@ from typing import Any
 import peewee
 
 from engine.models import (
+    EmailReport,
     InboxItem,
     Reschedule,
     RescoreWaiting,
@@ -229,6 +230,32 @@ def _risk_event(event: RiskEvent) -> dict[str, Any]:
     }
 
 
+def get_session(session_id: str) -> dict[str, Any] | None:
+    """One stored session as an admin reads it, with its reschedule (``None`` when it has none)."""
+    if not storable(session_id):
+        return None
+    session = Session.get_or_none(Session.session_id == session_id)
+    if session is None:
+        return None
+    reschedule = Reschedule.get_or_none(Reschedule.session == session_id)
+    if reschedule is not None:
+        reschedule.scheduled_time = session.scheduled_time
+    return {
+        "session_id": session.session_id, "tutor_id": session.tutor_id, "student_id": session.student_id,
+        "student_name": session.student_name, "scheduled_time": _iso(session.scheduled_time),
+        "completed_time": _iso(session.completed_time), "status": session.status, "subject": session.subject,
+        "duration_minutes": session.duration_minutes, "is_first_session": session.is_first_session,
+        "reschedule": _reschedule(reschedule) if reschedule is not None else None,
+    }
+
+
+def latest_session_id(tutor_id: str) -> str | None:
+    """The tutor's most recently scheduled session."""
+    row = (Session.select(Session.session_id).where(Session.tutor == tutor_id)
+           .order_by(Session.scheduled_time.desc(), Session.session_id.desc()).first())
+    return row.session_id if row else None
+
+
 def _session_summary(tutor_id: str) -> dict[str, Any]:
     rows = (
         Session.select(Session.status, peewee.fn.COUNT(Session.session_id).alias("n"),
@@ -291,13 +318,18 @@ class Backlog:
     tutors_waiting: int = 0
     oldest_waiting_seconds: float | None = None
     tutors_failing: int = 0
+    emails_unsent: int = 0
+    oldest_unsent_email_seconds: float | None = None
+    emails_failed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {"pending": self.pending, "failed": self.failed,
                 "oldest_pending_age_seconds": self.oldest_pending_age_seconds,
                 "rescore": {"tutors_waiting": self.tutors_waiting,
                             "oldest_waiting_seconds": self.oldest_waiting_seconds,
-                            "tutors_failing": self.tutors_failing}}
+                            "tutors_failing": self.tutors_failing},
+                "emails": {"unsent": self.emails_unsent, "oldest_unsent_seconds": self.oldest_unsent_email_seconds,
+                           "failed": self.emails_failed}}
 
 
 def backlog(now: dt.datetime) -> Backlog:
@@ -316,8 +348,13 @@ def backlog(now: dt.datetime) -> Backlog:
         .tuples().get()
     )
     since = RescoreWaiting.waiting_since.python_value(since)
+    emails = dict(EmailReport.select(EmailReport.status, peewee.fn.COUNT(EmailReport.id))
+                  .where(EmailReport.status.in_(["pending", "failed"])).group_by(EmailReport.status).tuples())
+    unsent_since = (EmailReport.select(EmailReport.created_at).where(EmailReport.status == "pending")
+                    .order_by(EmailReport.created_at).first())
     return Backlog(counts.get("pending", 0), counts.get("failed", 0), _age_seconds(now, oldest and oldest.received_at),
-                   waiting or 0, _age_seconds(now, since), int(failing or 0))
+                   waiting or 0, _age_seconds(now, since), int(failing or 0), emails.get("pending", 0),
+                   _age_seconds(now, unsent_since and unsent_since.created_at), emails.get("failed", 0))
 
 
 def _age_seconds(now: dt.datetime, since: dt.datetime | None) -> float | None:

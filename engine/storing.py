@@ -4,6 +4,8 @@ Storing does no scoring: it writes the sessions and their reschedules, moves the
 counts by exactly what changed (a new session adds, a changed one swaps its old counts for
 its new ones), and upserts each touched tutor into ``rescore_waiting`` with the earliest day
 touched. :mod:`engine.rescoring` does the rest, once per tutor however many sessions arrived.
+When per-session email reports are on, each new or changed session also gets its report row
+here (sent after the rescore), so an accepted session's report is never lost.
 
 Concurrency: sessions are serialized by Postgres advisory locks taken in key order (SQLite's
 ``BEGIN IMMEDIATE`` serializes writers), and every multi-row write goes in sorted key order,
@@ -21,9 +23,10 @@ from dataclasses import dataclass
 
 import peewee
 
+from engine.config import SESSION_REPORT_POLICIES, Settings
 from engine.db import write_transaction
 from engine.services import Services
-from engine.sql import Sql, flatten, from_db_time, to_db_day, to_db_time
+from engine.sql import Sql, flatten, from_db_time, to_db_day, to_db_json, to_db_time
 from engine.validation import SessionRecord
 from engine.windows import COUNT_FIELDS, Counts, day_of, session_counts
 
@@ -65,7 +68,12 @@ def store_sessions(services: Services, records: Sequence[SessionRecord]) -> list
     records = latest_per_session(records)
     with write_transaction(services.database):
         lock_sessions(services.database, [record.session_id for record in records])
-        return store_locked(services.database, records, services.clock())
+        return store_locked(services.database, records, services.clock(), report_recipients(services.settings))
+
+
+def report_recipients(settings: Settings) -> tuple[str, ...]:
+    """Who gets a report of each stored session: nobody unless the email policy reports sessions."""
+    return settings.email_to if settings.email_policy in SESSION_REPORT_POLICIES else ()
 
 
 def lock_sessions(database: peewee.Database, session_ids: Sequence[str]) -> None:
@@ -80,8 +88,10 @@ def lock_sessions(database: peewee.Database, session_ids: Sequence[str]) -> None
         )
 
 
-def store_locked(database: peewee.Database, records: Sequence[SessionRecord], now: dt.datetime) -> list[StoredSession]:
-    """Store ``records`` (one per session) inside the caller's transaction, their session locks held."""
+def store_locked(database: peewee.Database, records: Sequence[SessionRecord], now: dt.datetime,
+                 report_to: Sequence[str] = ()) -> list[StoredSession]:
+    """Store ``records`` (one per session) inside the caller's transaction, their session locks held;
+    with ``report_to``, add a report for each new or changed session, addressed to them."""
     if not records:
         return []
     sql = Sql(database)
@@ -95,6 +105,8 @@ def store_locked(database: peewee.Database, records: Sequence[SessionRecord], no
         _write_reschedules(sql, changed, previous)
         touched = _move_counts(sql, changed, previous)
         mark_waiting(sql, touched, now)
+        if report_to:
+            _add_session_reports(sql, changed, digests, report_to, now)
     changed_ids = {record.session_id for record in changed}
     return [StoredSession(r.session_id, r.tutor_id, r.session_id in changed_ids) for r in records]
 
@@ -220,6 +232,19 @@ def _move_counts(sql: Sql, records: list[SessionRecord], previous: dict[str, _Pr
                 sql.run("DELETE FROM tutor_daily_counts WHERE tutor_id = {p} AND day = {p} AND sessions = 0",
                         (tutor_id, to_db_day(day)))
     return touched
+
+
+def _add_session_reports(sql: Sql, records: list[SessionRecord], digests: dict[str, str], report_to: Sequence[str],
+                         now: dt.datetime) -> None:
+    """One report per session version: a version already reported (the key exists) is not reported again."""
+    rows = [("session", f"session:{r.session_id}:{digests[r.session_id]}", r.session_id, r.tutor_id,
+             digests[r.session_id], to_db_json(list(report_to)), "pending", 0, to_db_time(now))
+            for r in sorted(records, key=lambda record: record.session_id)]
+    sql.run(
+        "INSERT INTO email_reports (kind, report_key, session_id, tutor_id, fingerprint, recipients, status, "
+        f"attempts, created_at) VALUES {sql.rows(len(rows), 9)} ON CONFLICT (report_key) DO NOTHING",
+        flatten(rows),
+    )
 
 
 def mark_waiting(sql: Sql, earliest: dict[str, dt.date], now: dt.datetime) -> None:

@@ -1,4 +1,5 @@
-"""Queue tasks: store inbox rows (with retries and backoff), rescore waiting tutors, roll every tutor forward.
+"""Queue tasks: store inbox rows (with retries and backoff), rescore waiting tutors, roll every tutor forward,
+and (from :mod:`notifications.tasks`) the email reports that follow a rescore.
 
 Tasks carry inbox ids only; the records themselves are in the database, so a lost task
 loses nothing (the sweeper re-enqueues). After storing, a task rescores the tutors that
@@ -22,8 +23,10 @@ from huey.api import TaskWrapper
 from engine import inbox
 from engine.logs import log_event
 from engine.models import InboxItem
+from engine.queue import SCORING_PRIORITY, scoring_tasks_queued
 from engine.rescoring import rescore_all, rescore_waiting
 from engine.services import Services
+from notifications.tasks import EmailTasks, register_email_tasks
 
 RETRIES = 3
 RETRY_DELAY_SECONDS = 2  # then 4, then 8
@@ -38,6 +41,7 @@ class Tasks:
     store_inbox: TaskWrapper
     rescore_waiting: TaskWrapper
     rescore_all: TaskWrapper
+    emails: EmailTasks
     services: Services
 
     def enqueue_inbox(self, ids: Sequence[int]) -> bool:
@@ -59,6 +63,7 @@ def register_tasks(huey: Huey, services: Services) -> Tasks:
     """Define the tasks on ``huey``, bound to ``services``; the API and the worker both call this."""
     settings = services.settings
     lease = dt.timedelta(seconds=settings.rescore_lease_seconds)
+    emails = register_email_tasks(huey, services)
 
     def rescore_due(queue_busy: bool) -> bool:
         """Rescore due tutors within the budget; True when some are left waiting."""
@@ -70,9 +75,11 @@ def register_tasks(huey: Huey, services: Services) -> Tasks:
         for tutor_id, error in outcome.failures.items():
             log_event(logger, "rescore_failed", logging.ERROR, tutor_id=tutor_id, error=type(error).__name__,
                       message=str(error)[:200])
+        emails.after_rescore(done.tutor_id for done in outcome.rescored)
         return outcome.more_waiting
 
-    @huey.task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=2, context=True, name="store_inbox")
+    @huey.task(retries=RETRIES, retry_delay=RETRY_DELAY_SECONDS, retry_backoff=2, context=True, name="store_inbox",
+               priority=SCORING_PRIORITY)
     def store_inbox(ids: list[int], task=None) -> int:
         attempt = RETRIES - task.retries + 1 if task is not None else 1
         started = time.perf_counter()
@@ -87,23 +94,23 @@ def register_tasks(huey: Huey, services: Services) -> Tasks:
         for item in outcome.invalid:
             log_event(logger, "session_failed", logging.ERROR, session_id=item.session_id, tutor_id=item.tutor_id,
                       attempt=attempt, error="ValidationError")
-        if rescore_due(queue_busy=huey.pending_count() > 0):
+        if rescore_due(queue_busy=scoring_tasks_queued(huey) > 0):
             rescore_waiting_task()
         return len(outcome.stored)
 
-    @huey.task(name="rescore_waiting")
+    @huey.task(name="rescore_waiting", priority=SCORING_PRIORITY)
     def rescore_waiting_task() -> None:
         if rescore_due(queue_busy=False):
             rescore_waiting_task()
 
-    @huey.periodic_task(crontab(minute="5"), name="rescore_all")
+    @huey.periodic_task(crontab(minute="5"), name="rescore_all", priority=SCORING_PRIORITY)
     def rescore_all_task() -> int:
         started = time.perf_counter()
         count = rescore_all(services)
         log_event(logger, "rescored", tutors=count, ms=1000 * (time.perf_counter() - started))
         return count
 
-    return Tasks(huey, store_inbox, rescore_waiting_task, rescore_all_task, services)
+    return Tasks(huey, store_inbox, rescore_waiting_task, rescore_all_task, emails, services)
 
 
 def _failed_attempt(services: Services, ids: Sequence[int], error: Exception, attempt: int, final: bool) -> int:

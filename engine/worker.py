@@ -18,7 +18,7 @@ from engine.config import Settings
 from engine.db import release_connections
 from engine.logs import configure_logging, log_event
 from engine.migrations import migrate
-from engine.queue import create_huey
+from engine.queue import create_huey, scoring_tasks_queued
 from engine.rescoring import claimable_count
 from engine.services import build_services
 from engine.tasks import Tasks, register_tasks
@@ -39,21 +39,26 @@ class Sweeper(threading.Thread):
 
     def sweep_once(self) -> int:
         """Queue stuck inbox rows; when the queue is idle, queue a rescore for tutors left waiting
-        (a worker died between storing and rescoring, or a rescore failed and its pause is over)."""
+        (a worker died between storing and rescoring, or a rescore failed and its pause is over);
+        queue email reports never prepared or never sent."""
         services = self.tasks.services
         try:
             # While tasks wait in the queue, old enqueued rows are most likely just waiting too: re-queue
             # them only once the queue has drained (rows never enqueued are queued whatever the backlog).
-            queue_empty = self.tasks.huey.pending_count() == 0
+            scoring_idle = scoring_tasks_queued(self.tasks.huey) == 0
             ids = inbox.stuck_ids(services.database, dt.timedelta(seconds=self.settings.sweep_after_seconds),
-                                  services.clock(), include_lost=queue_empty)
+                                  services.clock(), include_lost=scoring_idle)
             if ids:
                 inbox.mark_enqueued(services.database, ids, services.clock())
                 if self.tasks.enqueue_inbox(ids):
                     log_event(logger, "inbox_swept", items=len(ids))
-            if queue_empty and claimable_count(services):
+            if scoring_idle and claimable_count(services):
                 self.tasks.rescore_waiting()
                 log_event(logger, "rescore_swept")
+            emails = self.tasks.emails.sweep(dt.timedelta(seconds=self.settings.sweep_after_seconds),
+                                             include_lost=self.tasks.huey.pending_count() == 0)
+            if emails.tutor_ids or emails.report_ids:
+                log_event(logger, "email_swept", tutors=len(emails.tutor_ids), reports=len(emails.report_ids))
             return len(ids)
         except Exception as exc:  # the database or queue is down: try again next round
             log_event(logger, "sweep_failed", logging.WARNING, error=type(exc).__name__)

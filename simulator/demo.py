@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.children import Service, tqs_argv
+from engine.config import Settings
 from simulator.generate import SessionFactory, simulate
 from simulator.replay import ApiError, ApiTarget, live_feed, replay_api, summarize
 
@@ -41,7 +42,8 @@ def run_demo(data_dir: Path, port: int, fresh: bool, seed: int, tutors: int, ses
            "TQS_DATABASE_URL": f"sqlite:///{demo_dir / 'tutor_quality.db'}",
            "TQS_QUEUE_URL": f"sqlite:///{demo_dir / 'queue.db'}", "TQS_API_KEYS": api_key,
            "TQS_SWEEP_INTERVAL_SECONDS": "5", "TQS_DASHBOARD_USER": "admin",
-           "TQS_DASHBOARD_PASSWORD": dashboard_password}
+           "TQS_DASHBOARD_PASSWORD": dashboard_password,
+           "TQS_DASHBOARD_URL": f"http://127.0.0.1:{dashboard_port}/"}  # the link in every email report
     children = [
         Service("worker", tqs_argv("worker", "--workers", str(workers)), env, demo_dir).start(),
         Service("api", tqs_argv("api", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)), env,
@@ -81,6 +83,7 @@ def run_demo(data_dir: Path, port: int, fresh: bool, seed: int, tutors: int, ses
         print(f"  Dashboard  http://127.0.0.1:{dashboard_port}/   (login: admin / {dashboard_password})")
         print(f"  try        curl -H 'Authorization: Bearer {api_key}' 'http://127.0.0.1:{port}/api/tutors?flagged=true'")
         print(f"  data       {demo_dir} (logs: api.log, worker.log, dashboard.log; ground truth: truth.json)")
+        print(f"  emails     {_email_destination(env)}")
         print(f"  live       {live_rate:g} new sessions a minute; Ctrl-C stops everything", flush=True)
         if live_rate > 0:
             feed = threading.Thread(target=_feed, args=(simulation, target, live_rate, stop), daemon=True)
@@ -100,6 +103,14 @@ def run_demo(data_dir: Path, port: int, fresh: bool, seed: int, tutors: int, ses
         for child in reversed(children):
             child.stop()
         print("demo stopped", flush=True)
+
+
+def _email_destination(env: dict[str, str]) -> str:
+    """Where the worker sends reports, as the worker's own settings say."""
+    settings = Settings.from_env(env)
+    endpoint = settings.email_endpoint
+    where = f"{endpoint.directory} (one .eml file per report)" if endpoint.scheme == "file" else endpoint.describe()
+    return f"{where}; TQS_EMAIL_POLICY={settings.email_policy}"
 
 
 def _secret(path: Path) -> str:

@@ -15,13 +15,13 @@ import peewee
 import pluggy
 import pytest
 
-from dashboard.browser_driver import ARTIFACTS_DIR
+from dashboard.browser_driver import ARTIFACTS_DIR, chromium_missing, launch
 from engine.config import Settings
 from engine.db import bind_database, open_database, release_connections
 from engine.migrations import migrate
 from engine.registry import get_plugin_manager
 from engine.services import Services
-from tests.support.databases import empty_database, throwaway_postgres
+from tests.support.databases import empty_database, throwaway_postgres, under_ci
 
 pytest_plugins = ["tests.support.stack"]  # subprocess stacks: make_stack, private_redis, sqlite_database
 
@@ -68,6 +68,22 @@ def _prepared(url: str) -> Iterator[peewee.Database]:
     finally:
         empty_database(db)
         release_connections(db)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium through Playwright; skipped where it is missing, except under CI=true."""
+    missing = chromium_missing()
+    if missing:
+        if under_ci():
+            pytest.fail("CI=true requires the browser tests: " + missing)
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = launch(playwright)
+        yield chromium
+        chromium.close()
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""GET /api/health (no key): is the API alive, can it reach the database and the queue, how big is the backlog."""
+"""GET /api/health (no key): is the API alive, can it reach the database and the queue, how big is the backlog
+(sessions not yet stored, tutors not yet rescored, email reports not yet sent or failed)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,6 @@ class HealthResource:
         if not database["ok"]:
             body["status"] = "unavailable"
             resp.status = falcon.HTTP_503
-        elif not queue["ok"] or body["backlog"]["failed"]:
+        elif not queue["ok"] or body["backlog"]["failed"] or body["backlog"]["emails"]["failed"]:
             body["status"] = "degraded"
         resp.media = body

@@ -19,7 +19,8 @@ def test_health_needs_no_key_and_reports_the_backlog(client):
     assert response.json["status"] == "ok" and response.json["database"]["ok"] and response.json["queue"]["ok"]
     assert response.json["backlog"] == {
         "pending": 0, "failed": 0, "oldest_pending_age_seconds": None,
-        "rescore": {"tutors_waiting": 0, "oldest_waiting_seconds": None, "tutors_failing": 0}}
+        "rescore": {"tutors_waiting": 0, "oldest_waiting_seconds": None, "tutors_failing": 0},
+        "emails": {"unsent": 0, "oldest_unsent_seconds": None, "failed": 0}}
 
 
 def test_health_shows_tutors_stored_but_not_yet_rescored(client, database, pm, settings):
@@ -30,6 +31,7 @@ def test_health_shows_tutors_stored_but_not_yet_rescored(client, database, pm, s
     backlog = client.simulate_get("/api/health").json["backlog"]
     assert backlog["pending"] == 0
     assert backlog["rescore"] == {"tutors_waiting": 2, "oldest_waiting_seconds": 42.0, "tutors_failing": 0}
+    assert backlog["emails"] == {"unsent": 2, "oldest_unsent_seconds": 42.0, "failed": 0}  # sent after the rescore
 
 
 def test_with_the_database_down_posts_are_503_with_retry_after(pm, tmp_path):

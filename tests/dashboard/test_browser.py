@@ -23,8 +23,6 @@ from dashboard.browser_driver import (
     CHART,
     TABLE_ROW,
     RequestLog,
-    chromium_missing,
-    launch,
     log_in,
 )
 from engine.config import Settings
@@ -52,21 +50,6 @@ class Dashboard:
     seeded_at: dt.datetime
     requests: RequestLog = field(default_factory=RequestLog)
     dialogs: list[str] = field(default_factory=list)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    missing = chromium_missing()
-    if missing:
-        if under_ci():
-            pytest.fail("CI=true requires the browser tests: " + missing)
-        pytest.skip(missing)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = launch(playwright)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="module")

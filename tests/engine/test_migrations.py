@@ -2,7 +2,7 @@ import peewee
 from playhouse.migrate import migrate as run_operations
 
 from engine.migrations import MIGRATIONS, migrate, migrator_for, schema_version
-from engine.models import MODELS, InboxItem, RescoreWaiting, Tutor
+from engine.models import MODELS, EmailDelivery, EmailReport, InboxItem, RescoreWaiting, Tutor
 
 
 def test_migrating_again_applies_nothing_and_every_table_exists(database):
@@ -28,11 +28,15 @@ def test_a_later_migration_adds_a_column_to_a_deployed_database(database):
 
 
 def test_a_database_at_version_1_is_brought_up_to_date(database):
-    """As deployed before the inbox and the rescore queue existed: only migration 1 applied."""
+    """As deployed before the inbox, the rescore queue and email delivery existed: only migration 1 applied,
+    with the first schema's (unused) email_reports table."""
     with database.connection_context():
-        database.drop_tables([InboxItem, RescoreWaiting])
+        database.drop_tables([InboxItem, RescoreWaiting, EmailDelivery, EmailReport])
+        database.execute_sql("CREATE TABLE email_reports (id INTEGER PRIMARY KEY, recipient VARCHAR(320))")
         database.execute_sql("DELETE FROM schema_migrations WHERE version > 1")
     assert migrate(database) == [version for version, _, _ in MIGRATIONS if version > 1]
     with database.connection_context():
         assert database.table_exists(InboxItem._meta.table_name)
         assert database.table_exists(RescoreWaiting._meta.table_name)
+        assert {c.name for c in database.get_columns("email_reports")} >= {"report_key", "recipients", "message_id"}
+        assert database.table_exists(EmailDelivery._meta.table_name)

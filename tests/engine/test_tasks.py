@@ -189,3 +189,14 @@ def test_with_batches_queued_only_tutors_that_waited_their_delay_are_rescored(da
         assert [row.tutor_id for row in RescoreWaiting.select()] == ["t3"]
     run_next(later.huey)  # the queue is idle after this batch: everyone is rescored
     assert backlog(database).tutors_waiting == 0
+
+
+def test_queued_email_never_makes_scoring_wait(database, services):
+    """Scoring tasks run ahead of queued reports, and a store rescores at once when only email is queued."""
+    tasks = make_tasks(services)
+    for report_id in range(5):
+        tasks.emails.send_report(report_id)
+    tasks.enqueue_inbox(accept(database, raw_session("s1", "t1", NOW - dt.timedelta(days=1))))
+    assert [task.name for task in tasks.huey.pending()] == ["store_inbox"] + ["send_report"] * 5
+    run_next(tasks.huey)
+    assert backlog(database).tutors_waiting == 0  # not delayed: only email was queued

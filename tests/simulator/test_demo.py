@@ -1,11 +1,13 @@
 """``tqs demo`` as a newcomer runs it: starts, serves the API with data, stops cleanly on Ctrl-C, reuses data."""
 
+import email
 import json
 import os
 import signal
 import subprocess
 import urllib.parse
 import urllib.request
+from email import policy
 
 from tests.support.processes import free_port, tqs_argv, wait_until
 
@@ -69,9 +71,15 @@ def test_demo_serves_data_stops_on_sigint_and_reuses_its_data(tmp_path):
         status, body = get(port, "/api/tutors", key)
         assert status == 200 and body["total"] == 15
         assert "bokeh" in dashboard_login(dashboard_port, password).lower()  # signed in: the app page itself
+        reports = wait_until(lambda: sorted((tmp_path / "demo" / "emails").glob("*.eml")), 120,
+                             "the worker's first email report")
+        report = email.message_from_bytes(reports[0].read_bytes(), policy=policy.default)
+        assert f"http://127.0.0.1:{dashboard_port}/?tutor=" in report.get_body(("plain",)).get_content()
     finally:
         code, output = stop(demo, seen)
     assert code == 0, output
+    assert (f"emails     {tmp_path / 'demo' / 'emails'} (one .eml file per report); "
+            "TQS_EMAIL_POLICY=every-session") in output
     assert f"API key    {key}" in output and "demo stopped" in output
     assert f"Dashboard  http://127.0.0.1:{dashboard_port}/   (login: admin / {password})" in output
     assert_children_gone(tmp_path)

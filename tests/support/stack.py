@@ -68,7 +68,9 @@ class Stack:
         self.client = ApiClient(f"http://127.0.0.1:{port}", API_KEY)
         env = {**os.environ, "TQS_DATABASE_URL": self.database_url, "TQS_QUEUE_URL": self.queue_url,
                "TQS_API_KEYS": API_KEY, "TQS_DATA_DIR": str(self.log_dir), "TQS_SWEEP_INTERVAL_SECONDS": "1",
-               "TQS_SWEEP_AFTER_SECONDS": "3", "TQS_RESCORE_LEASE_SECONDS": "5", **self.extra_env}
+               "TQS_SWEEP_AFTER_SECONDS": "3", "TQS_RESCORE_LEASE_SECONDS": "5",
+               # These stacks test ingestion and scoring; email delivery has its own stack test (tests/notifications).
+               "TQS_EMAIL_POLICY": "off", **self.extra_env}
         self.api = Service("api", tqs_argv("api", "--bind", f"127.0.0.1:{port}", "--workers", "2"), env, self.log_dir)
         self.worker = self.new_worker(env)
         self.env = env
