@@ -37,6 +37,7 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.dashboard
+	$(BIN)/python -m bench.email
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache .hypothesis *.egg-info test-artifacts

@@ -79,7 +79,10 @@ def _backlog(overview: Overview) -> str:
     if backlog.tutors_failing:
         notes.append(f'<span class="tq-up">{plural(backlog.tutors_failing, "tutor")} failing to rescore</span>: '
                      "see the worker log")
-    alert = bool(backlog.failed or backlog.tutors_failing)
+    if backlog.emails_failed:
+        notes.append(f'<span class="tq-up">{plural(backlog.emails_failed, "email report")} failed</span>: '
+                     "check TQS_EMAIL_URL, then run tqs retry-failed")
+    alert = bool(backlog.failed or backlog.tutors_failing or backlog.emails_failed)
     return _card("Processing backlog", f"{backlog.pending:,} waiting", " \u00b7 ".join(notes), alert=alert,
                  name="backlog")
 

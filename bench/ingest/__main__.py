@@ -17,6 +17,7 @@ from bench.ingest.cpu import CpuMeter
 from bench.ingest.figures import RunFigures, Shape
 from bench.ingest.sessions import live_sessions, shape_sessions
 from engine.children import Service, free_port, tqs_argv, wait_until
+from engine.config import EMAIL_POLICIES
 from engine.terminal import print_table
 from engine.throwaway import PostgresUnavailable, admin_url, throwaway_postgres
 
@@ -52,6 +53,9 @@ def main() -> int:
     parser.add_argument("--drain-timeout", type=float, default=300.0)
     parser.add_argument("--redis-db", type=int, default=9, help="Redis DB number, flushed at start and end")
     parser.add_argument("--skip", action="append", default=[], choices=["throughput", "live"])
+    parser.add_argument("--email-policy", default="off", choices=EMAIL_POLICIES,
+                        help="TQS_EMAIL_POLICY of the worker (default off: scoring alone; bench.email measures email; "
+                             "every-session shows what queued reports cost scoring)")
     args = parser.parse_args()
 
     queue_url = f"redis://127.0.0.1:6379/{args.redis_db}"
@@ -82,7 +86,7 @@ def measure(args: argparse.Namespace, database_url: str, queue_url: str, work_di
     figures.commit_ceiling = runs.commit_ceiling(database_url, args.ceiling_seconds)
     env = {key: value for key, value in os.environ.items() if not key.startswith("TQS_")}
     env.update(TQS_DATABASE_URL=database_url, TQS_QUEUE_URL=queue_url, TQS_API_KEYS=runs.API_KEY,
-               TQS_DATA_DIR=str(work_dir / "data"))
+               TQS_DATA_DIR=str(work_dir / "data"), TQS_EMAIL_POLICY=args.email_policy)
     port = free_port()
     api = Service("api", tqs_argv("api", "--bind", f"127.0.0.1:{port}", "--workers", str(args.api_workers)), env,
                   work_dir)
@@ -135,7 +139,8 @@ def _died(service: Service) -> bool:
 def print_summary(args: argparse.Namespace, figures: RunFigures, work_dir: Path) -> None:
     ceiling = figures.commit_ceiling or float("nan")
     print(f"\nbench.ingest on {os.cpu_count()} cores: PostgreSQL + Redis, tqs api ({args.api_workers} gunicorn "
-          f"workers), tqs worker ({args.queue_workers} processes); commit ceiling {ceiling:,.0f}/s; logs {work_dir}")
+          f"workers), tqs worker ({args.queue_workers} processes, TQS_EMAIL_POLICY={args.email_policy}); "
+          f"commit ceiling {ceiling:,.0f}/s; logs {work_dir}")
     rows = []
     for result in figures.throughput:
         scored = result.scored_per_second

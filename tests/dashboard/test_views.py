@@ -152,6 +152,15 @@ def test_the_backlog_shows_both_the_wait_and_the_failures(store):
     html = render_overview(overview, 30)
     assert "12 waiting" in html and "12 to store, oldest 2 min" in html and "3 sessions failed" in html
     assert "7 tutors to rescore, oldest 4 s" in html and "1 tutor failing to rescore" in html
+    assert "email" not in html
+
+
+def test_the_backlog_names_failed_email_reports(store):
+    overview = dataclasses.replace(store.overview(30), backlog=queries.Backlog(0, 0, None, emails_unsent=4,
+                                                                               emails_failed=2))
+    html = render_overview(overview, 30)
+    assert "2 email reports failed" in html and "tqs retry-failed" in html
+    assert 'class="tq-kpi tq-alert" data-kpi="backlog"' in html
 
 
 def test_the_backlog_reads_up_to_date_when_nothing_waits(store):

@@ -2,12 +2,14 @@
 
 Its certificate comes from a throwaway CA (trustme) that the client is told to trust through
 ``?cafile=``; ``mode`` makes it misbehave: ``refuse`` answers 451 to every message, ``drop``
-closes the connection when the message is sent, and ``reject_rcpt`` refuses named recipients for good.
+closes the connection when the message is sent, ``sink`` only counts what it accepts (for benchmarks),
+and ``rejected_recipients`` are refused for good.
 """
 
 from __future__ import annotations
 
 import email
+import logging
 import socket
 import ssl
 from dataclasses import dataclass, field
@@ -39,6 +41,7 @@ class RecordingHandler:
     rejected_recipients: set[str] = field(default_factory=set)
     received: list[Received] = field(default_factory=list)
     auth_attempts: int = 0
+    accepted: int = 0
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 (aiosmtpd's hook)
         if address in self.rejected_recipients:
@@ -52,6 +55,9 @@ class RecordingHandler:
         if self.mode == "drop":
             server.transport.close()
             return "421 4.3.0 closing"
+        self.accepted += 1
+        if self.mode == "sink":
+            return "250 2.0.0 queued"
         message = email.message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         encrypted = session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None
         self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message, encrypted,
@@ -70,6 +76,7 @@ class SmtpServer:
 
     def __init__(self, tmp_path: Path, *, host: str = "127.0.0.1", starttls: bool = True, implicit_tls: bool = False,
                  auth: bool = True, mode: str = "accept"):
+        logging.getLogger("mail.log").setLevel(logging.ERROR)  # aiosmtpd warns of its own deprecation on every AUTH
         self.host, self.port = host, free_port()
         self.handler = RecordingHandler(mode)
         self.ca = trustme.CA()
@@ -117,3 +124,17 @@ def non_loopback_address() -> str | None:
         except OSError:
             return None
     return None if address.startswith("127.") else address
+
+
+def main() -> None:
+    """``python -m tests.support.smtp DIR``: serve with STARTTLS and AUTH until killed; prints the URL (benchmarks)."""
+    import sys
+    import time
+    server = SmtpServer(Path(sys.argv[1]), mode="sink").start()
+    print(server.url(), flush=True)
+    while True:
+        time.sleep(3600)
+
+
+if __name__ == "__main__":
+    main()
