@@ -7,6 +7,7 @@ a :class:`Settings`. A bad value fails at start-up with a message naming the var
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,7 +84,7 @@ class Settings:
             try:
                 values[attr] = parse(raw.strip())
             except ValueError as exc:
-                raise ConfigError(f"{name}={raw!r}: {exc}") from None
+                raise ConfigError(f"{name}={_shown(name, raw)}: {exc}") from None
         return cls(**values)
 
 
@@ -196,6 +197,16 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TQS_DIGEST_HOUR": ("digest_hour", _hour),
     "TQS_EMAIL_RETRY_SECONDS": ("email_retry_seconds", _seconds),
 }
+
+
+SECRET_VARIABLES = {"TQS_API_KEYS", "TQS_DASHBOARD_PASSWORD", "TQS_DASHBOARD_COOKIE_SECRET"}
+
+
+def _shown(name: str, raw: str) -> str:
+    """The value as an error message may show it: secrets hidden, and the password of a URL masked."""
+    if name in SECRET_VARIABLES:
+        return "(hidden)"
+    return repr(re.sub(r"(://[^/:@\s]*:)[^/\s]*@", r"\1***@", raw))  # to the last @: a password may hold one
 
 
 def _check(settings: Settings) -> None:

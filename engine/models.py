@@ -215,6 +215,7 @@ class EmailReport(BaseModel):
     created_at = UTCDateTimeField()
     queued_at = UTCDateTimeField(null=True)
     claimed_until = UTCDateTimeField(null=True)
+    claim_token = peewee.CharField(max_length=32, null=True)  # who holds the claim: only they may renew or finish
     sent_at = UTCDateTimeField(null=True)
 
     class Meta:

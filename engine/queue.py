@@ -22,7 +22,9 @@ def create_huey(queue_url: str) -> Huey:
     if scheme in ("redis", "rediss"):
         # Fail fast when Redis is down: the API has already stored the batch and answers 202 anyway.
         pool = redis.ConnectionPool.from_url(queue_url, socket_connect_timeout=1, socket_timeout=5)
-        return PriorityRedisHuey(QUEUE_NAME, connection_pool=pool, results=False)
+        # A sorted set under its own key: the list an earlier version left under QUEUE_NAME is not read, and
+        # the work of any task still in it is queued again by the sweeper from the inbox and rescore_waiting.
+        return PriorityRedisHuey(f"{QUEUE_NAME}_prioritized", connection_pool=pool, results=False)
     if scheme == "sqlite":
         path = Path(queue_url[len("sqlite:///"):])
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -106,7 +106,7 @@ def store_locked(database: peewee.Database, records: Sequence[SessionRecord], no
         touched = _move_counts(sql, changed, previous)
         mark_waiting(sql, touched, now)
         if report_to:
-            _add_session_reports(sql, changed, digests, report_to, now)
+            _add_session_reports(sql, changed, digests, previous, report_to, now)
     changed_ids = {record.session_id for record in changed}
     return [StoredSession(r.session_id, r.tutor_id, r.session_id in changed_ids) for r in records]
 
@@ -234,12 +234,16 @@ def _move_counts(sql: Sql, records: list[SessionRecord], previous: dict[str, _Pr
     return touched
 
 
-def _add_session_reports(sql: Sql, records: list[SessionRecord], digests: dict[str, str], report_to: Sequence[str],
-                         now: dt.datetime) -> None:
-    """One report per session version: a version already reported (the key exists) is not reported again."""
-    rows = [("session", f"session:{r.session_id}:{digests[r.session_id]}", r.session_id, r.tutor_id,
-             digests[r.session_id], to_db_json(list(report_to)), "pending", 0, to_db_time(now))
-            for r in sorted(records, key=lambda record: record.session_id)]
+def _add_session_reports(sql: Sql, records: list[SessionRecord], digests: dict[str, str],
+                         previous: dict[str, _Previous], report_to: Sequence[str], now: dt.datetime) -> None:
+    """One report per change of a session: keyed by the version stored and the one it replaced, so a change
+    back to an earlier version is news again, while a retried store finds the key taken."""
+    rows = []
+    for r in sorted(records, key=lambda record: record.session_id):
+        replaced = previous[r.session_id].fingerprint if r.session_id in previous else "new"
+        key = f"session:{r.session_id}:{digests[r.session_id]}:{replaced}"
+        rows.append(("session", key, r.session_id, r.tutor_id, digests[r.session_id], to_db_json(list(report_to)),
+                     "pending", 0, to_db_time(now)))
     sql.run(
         "INSERT INTO email_reports (kind, report_key, session_id, tutor_id, fingerprint, recipients, status, "
         f"attempts, created_at) VALUES {sql.rows(len(rows), 9)} ON CONFLICT (report_key) DO NOTHING",

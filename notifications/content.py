@@ -20,6 +20,7 @@ from engine.config import WINDOW_DAYS, Settings
 from engine.explanations import describe_explanation
 from engine.rulekit import MetricNames
 
+DIGEST_ROWS = 50  # per list: a digest stays far under Gmail's 102 KB clip, and the dashboard has the rest
 RATE_METRIC = re.compile(r"^(?P<what>[a-z0-9_]+)_rate_(?P<days>\d+)d$")
 STATUS_WORDS = {"completed": "Completed", "rescheduled": "Rescheduled", "no_show": "No-show"}
 
@@ -73,11 +74,12 @@ def digest_report(settings: Settings, metric_names: MetricNames, day: dt.date,
                   previously_flagged: Sequence[str] | None) -> ReportContent:
     """Flagged tutors now, riskiest first, and who was flagged or cleared since the previous digest
     (``previously_flagged``: the tutors flagged then; ``None`` for the first digest)."""
-    flagged = queries.list_tutors(metric_names, flagged=True, sort="-risk_score", limit=queries.MAX_PAGE)
-    flagged_ids = {tutor["tutor_id"] for tutor in flagged.tutors}
+    flagged = queries.list_tutors(metric_names, flagged=True, sort="-risk_score", limit=DIGEST_ROWS)
+    flagged_ids = queries.flagged_tutor_ids()
     before = set(previously_flagged or ())
-    raised = [tutor for tutor in flagged.tutors if tutor["tutor_id"] not in before]
-    cleared = [record for tutor_id in sorted(before - flagged_ids)
+    raised = flagged_ids - before
+    cleared_ids = sorted(before - flagged_ids)
+    cleared = [record for tutor_id in cleared_ids[:DIGEST_ROWS]
                if (record := queries.get_tutor_record(tutor_id, metric_names)) is not None]
     rows = []
     for tutor in flagged.tutors:
@@ -86,13 +88,14 @@ def digest_report(settings: Settings, metric_names: MetricNames, day: dt.date,
                      "headline": headline_rate(detail["flags"]), "insight": next(iter(detail["insights"]), ""),
                      "new": tutor["tutor_id"] not in before,
                      "link": dashboard_link(settings.dashboard_url, tutor["tutor_id"])})
-    subject = (f"Tutor Quality digest {day.day} {day:%b %Y}: {queries.flagged_count()} flagged, "
-               f"{len(raised)} newly flagged, {len(cleared)} cleared")
+    subject = (f"Tutor Quality digest {day.day} {day:%b %Y}: {len(flagged_ids)} flagged, "
+               f"{len(raised)} newly flagged, {len(cleared_ids)} cleared")
     context = {
         "day": f"{day.day} {day:%B %Y}", "flagged": rows, "total_flagged": flagged.total,
         "shown": len(rows), "raised": len(raised), "first": previously_flagged is None,
         "cleared": [{"tutor": record, "name": record["name"] or record["tutor_id"],
                      "link": dashboard_link(settings.dashboard_url, record["tutor_id"])} for record in cleared],
+        "cleared_total": len(cleared_ids),
         "link": settings.dashboard_url, "policy": settings.email_policy,
     }
     return ReportContent("digest", subject, context)

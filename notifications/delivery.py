@@ -1,8 +1,11 @@
 """Send one report: claim it, render it as scored now, hand it to each recipient not yet served, record.
 
 Each recipient is recorded ``sending`` before the message goes and ``sent`` after, each in its
-own commit. A retry skips those sent; one left at ``sending`` (a crash between handing over and
-recording) is sent again with the same Message-ID, so the resend is recognisable as one.
+own commit. A retry skips those sent; one left at ``sending`` (a crash in the instant between the
+server accepting and the record) is sent again with the same Message-ID, so the resend is
+recognisable as one: at least once, never lost, and the only possible second copy is the one
+that was in flight. The claim is renewed before each recipient, so a sender whose lease lapsed
+stops rather than racing the one that took over.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from engine.services import Services
 from engine.terminal import ProgressHook
 from notifications import outbox
 from notifications.content import ReportContent, digest_report, session_report, tutor_report
+from notifications.endpoint import EmailEndpoint
 from notifications.render import compose, message_id, render
 from notifications.transports import RecipientRefused, open_transport
 
-CLAIM_LEASE = dt.timedelta(minutes=5)  # longer than any SMTP exchange (timeouts are at most 300 s)
+MIN_CLAIM_LEASE = dt.timedelta(minutes=5)
 IN_PROCESS_RETRY = dt.timedelta(minutes=1)
 logger = logging.getLogger("tutor_quality.email")
 
@@ -44,14 +48,16 @@ def deliver(services: Services, report_id: int, retry_in: dt.timedelta) -> Deliv
     """Send the report to every recipient not yet served. A transport failure is recorded on the report and
     raised (the task retries after ``retry_in``); a recipient refused for good is recorded and skipped."""
     started = time.perf_counter()
-    report = outbox.claim(services, report_id, CLAIM_LEASE)
-    if report is None:
+    lease = claim_lease(services.settings.email_endpoint)
+    taken = outbox.claim(services, report_id, lease)
+    if taken is None:
         return Delivered(report_id, "busy")
+    report = taken.report
     try:
         with services.database.connection_context():
             content = report_content(services, report)
         if content is None:
-            outbox.finish(services, report_id, "skipped", error="the session or tutor is no longer stored")
+            outbox.finish(services, taken, "skipped", error="the session or tutor is no longer stored")
             return Delivered(report_id, "skipped")
         rendered = render(content)
         msgid = message_id(report.report_key, report.id, services.settings.email_from)
@@ -65,8 +71,8 @@ def deliver(services: Services, report_id: int, retry_in: dt.timedelta) -> Deliv
                 if state in ("sent", "refused"):
                     sent += state == "sent"
                     continue
-                resent += state == "sending"
-                outbox.record_delivery(services, report_id, recipient, "sending", None)
+                resent += state == "sending"  # an earlier attempt died after handing it over, maybe
+                outbox.start_delivery(services, taken, recipient, lease)
                 try:
                     response = sender.send(message, recipient)
                 except RecipientRefused as exc:
@@ -76,13 +82,20 @@ def deliver(services: Services, report_id: int, retry_in: dt.timedelta) -> Deliv
                     continue
                 outbox.record_delivery(services, report_id, recipient, "sent", response)
                 sent += 1
+    except outbox.ClaimLost:
+        return Delivered(report_id, "busy")  # our lease lapsed mid-report; the sender holding it now finishes it
     except Exception as exc:
-        outbox.release(services, report_id, f"{type(exc).__name__}: {exc}", retry_in)
+        outbox.release(services, taken, f"{type(exc).__name__}: {exc}", retry_in)
         raise
     status = "sent" if sent else "failed"
-    outbox.finish(services, report_id, status, error="; ".join(errors) or None, subject=rendered.subject,
+    outbox.finish(services, taken, status, error="; ".join(errors) or None, subject=rendered.subject,
                   message_id=msgid)
     return Delivered(report_id, status, sent, refused, resent, 1000 * (time.perf_counter() - started))
+
+
+def claim_lease(endpoint: EmailEndpoint) -> dt.timedelta:
+    """How long a claim lasts between renewals (one per recipient): well beyond any one SMTP exchange."""
+    return max(MIN_CLAIM_LEASE, dt.timedelta(seconds=10 * endpoint.timeout_seconds))
 
 
 def deliver_ready(services: Services, tutor_ids: Iterable[str], progress: ProgressHook | None = None

@@ -82,7 +82,7 @@ def register_email_tasks(huey: Huey, services: Services) -> EmailTasks:
                       report_id=report_id, attempt=attempt, error=type(exc).__name__, message=str(exc)[:300])
             if final:
                 with contextlib.suppress(Exception):  # the database is down too: the report stays pending
-                    outbox.finish(services, report_id, "failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+                    outbox.give_up(services, report_id, f"{type(exc).__name__}: {exc}")
                 return "failed"
             raise
         log_delivery(done, attempt)

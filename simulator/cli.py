@@ -64,6 +64,10 @@ def simulate(services: Services, args: argparse.Namespace) -> int:
             replay_direct(services, simulation.sessions)
             flagged = queries.list_tutors(services.metric_names, flagged=True, limit=1).total
             post = None
+            unsent = queries.backlog(services.clock()).emails_unsent
+            if unsent:
+                print(f"{unsent} email reports wait for `tqs worker` to send them "
+                      "(TQS_EMAIL_POLICY=off writes none)", file=sys.stderr)
         else:
             target = ApiTarget(args.api_url, args.api_key or next(iter(services.settings.api_keys), ""))
             replay_api(target, simulation.sessions)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import email
+import json
 import os
 from email import policy
 
 import pytest
 
-from engine.models import EmailDelivery, EmailReport
+from engine.models import EmailReport
 from tests.support.processes import free_port
 from tests.test_cli import SAMPLE, SAMPLE_AS_OF, tqs
 
@@ -63,16 +64,19 @@ def test_a_bad_email_setting_stops_every_command_naming_it(env):
     assert result.returncode == 2 and "TQS_EMAIL_TO must be set" in result.stderr
 
 
-def test_retry_failed_sends_failed_reports_again(env, database, tmp_path):
-    tqs(env, "ingest", str(SAMPLE), "--sync", "--as-of", SAMPLE_AS_OF)
+def test_retry_failed_sends_reports_that_failed_for_good(env, database, tmp_path):
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the outbox directory should be")
+    failing = {**env, "TQS_EMAIL_URL": f"file://{blocked}", "TQS_EMAIL_RETRY_SECONDS": "0"}
+    records = json.loads(SAMPLE.read_text())[:3]
+    batch = tmp_path / "three.json"
+    batch.write_text(json.dumps(records))
+    tqs(failing, "ingest", str(batch))  # queued: memory:// runs the store, the rescore and each send with 3 retries
     with database.connection_context():
-        first = EmailReport.select().order_by(EmailReport.id).first()
-        EmailReport.update(status="failed", last_error="451 try later").where(EmailReport.id == first.id).execute()
-        EmailDelivery.delete().where(EmailDelivery.report == first.id).execute()  # as a failed report has none
-    for eml in (tmp_path / "emails").glob("*.eml"):
-        eml.unlink()
-    result = tqs(env, "retry-failed")
-    assert "1 failed email reports queued again" in result.stdout
+        assert [(r.status, r.attempts) for r in EmailReport.select()] == [("failed", 4)] * 3
+        assert "cannot write to" in EmailReport.select().first().last_error
+    result = tqs(env, "retry-failed")  # the outbox is fixed (the default directory)
+    assert "3 failed email reports queued again" in result.stdout
     with database.connection_context():
-        assert EmailReport.get_by_id(first.id).status == "sent"
-    assert len(list((tmp_path / "emails").glob("*.eml"))) == 1
+        assert [r.status for r in EmailReport.select()] == ["sent"] * 3
+    assert len(list((tmp_path / "emails").glob("*.eml"))) == 3

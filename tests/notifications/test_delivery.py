@@ -229,3 +229,39 @@ def test_an_untrusted_certificate_is_refused(tmp_path, smtp_server):
     with pytest.raises(DeliveryError, match="CERTIFICATE_VERIFY_FAILED"), open_transport(untrusted) as sender:
         sender.send(_message(), "ops@example.com")
     assert smtp_server.received == []
+
+
+def test_a_sender_whose_lease_lapsed_stops_and_the_one_that_took_over_sends_each_copy_once(mailing, smtp_server):
+    from notifications.delivery import claim_lease, deliver
+    huey, tasks = _queue(mailing)
+    tutor_ids = _store(mailing, [_moved("s-1")])
+    (report_id,) = outbox.prepare_for_tutors(mailing, tutor_ids)
+    lease = claim_lease(mailing.settings.email_endpoint)
+    stalled = outbox.claim(mailing, report_id, lease)  # a worker took it, then hung on a dead relay
+    assert deliver(mailing, report_id, dt.timedelta(minutes=1)).status == "busy"  # meanwhile: not ours to send
+    later = mailing.at(NOW + lease + dt.timedelta(seconds=1))
+    assert deliver(later, report_id, dt.timedelta(minutes=1)).status == "sent"  # the lease lapsed: taken over
+    with pytest.raises(outbox.ClaimLost):  # the stalled worker wakes up: its next recipient is not its to send
+        outbox.start_delivery(later, stalled, RECIPIENTS[1], lease)
+    outbox.finish(later, stalled, "failed", error="late")  # and its verdict changes nothing
+    assert [(r.status, r.last_error) for r in _reports(mailing)] == [("sent", None)]
+    assert sorted(r.recipients[0] for r in smtp_server.received) == sorted(RECIPIENTS)
+
+
+def test_each_change_of_a_session_is_reported_once_with_the_version_it_reports(mailing, smtp_server):
+    from engine.storing import store_sessions
+    from engine.validation import validate_session
+    huey, tasks = _queue(mailing)
+    first = _moved("s-1")
+    second = {**first, "reschedule_info": {**first["reschedule_info"], "reason": "sick"}}
+    with mailing.database.connection_context():  # two versions stored before the tutor's rescore
+        store_sessions(mailing, [validate_session(first)])
+        store_sessions(mailing, [validate_session(second)])
+    tasks.emails.after_rescore(_store(mailing, [second]))
+    _drain(huey)
+    assert [r.status for r in _reports(mailing)] == ["skipped", "sent"]  # the replaced version is not sent
+    assert {"sick" in r.message.get_body(("plain",)).get_content() for r in smtp_server.received} == {True}
+    tasks.emails.after_rescore(_store(mailing, [first]))  # changed back: news again
+    _drain(huey)
+    assert [r.status for r in _reports(mailing)] == ["skipped", "sent", "sent"]
+    assert "double booked" in smtp_server.received[-1].message.get_body(("plain",)).get_content()

@@ -122,3 +122,17 @@ def test_a_new_rule_appears_in_the_report_without_touching_the_template(services
 
 def test_dashboard_link_escapes_the_tutor_id():
     assert dashboard_link("http://localhost:5006/", "a&b c") == "http://localhost:5006/?tutor=a%26b+c"
+
+
+def test_a_digest_of_many_flagged_tutors_stays_under_the_clipping_limit(services):
+    from notifications.content import DIGEST_ROWS, digest_report
+    records = [raw_session(f"t{t}-{i}", f"t{t:03d}", NOW - dt.timedelta(days=20 - 2 * i),
+                           "rescheduled" if i < 3 else "completed", tutor_name="N" * 60, reason="R" * 300)
+               for t in range(120) for i in range(6)]
+    with services.database.connection_context():
+        ingest(services, records)
+        rendered = render(digest_report(services.settings, services.metric_names, NOW.date(), ["gone-1", "gone-2"]))
+    assert rendered.subject.endswith(": 120 flagged, 120 newly flagged, 2 cleared")
+    assert rendered.html.count("?tutor=t") == DIGEST_ROWS and "and 70 more in the dashboard" in rendered.html
+    message = compose(rendered, SENDER, ["ops@example.com"], message_id("digest:x", 1, SENDER), NOW)
+    assert len(bytes(message)) < GMAIL_CLIP_BYTES

@@ -79,3 +79,12 @@ def test_addresses_are_normalised_and_deduplicated():
 def test_only_this_machine_counts_as_loopback():
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("192.0.2.2") and not is_loopback("smtp.example.com")
+
+
+def test_a_configuration_error_never_shows_a_password_or_secret():
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({"TQS_EMAIL_URL": "smtp://apikey:S3cr@t-pass@relay.example.com?starttls=yes"})
+    assert "S3cr" not in str(error.value) and "smtp://apikey:***@relay.example.com" in str(error.value)
+    with pytest.raises(ConfigError) as error:
+        Settings.from_env({"TQS_DASHBOARD_COOKIE_SECRET": "too-short-secret"})
+    assert "too-short-secret" not in str(error.value) and "TQS_DASHBOARD_COOKIE_SECRET=(hidden)" in str(error.value)
