@@ -13,8 +13,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import partial
 
 from engine import queries
 from engine.logs import log_event
@@ -25,7 +27,7 @@ from notifications import outbox
 from notifications.content import ReportContent, digest_report, session_report, tutor_report
 from notifications.endpoint import EmailEndpoint
 from notifications.render import compose, message_id, render
-from notifications.transports import RecipientRefused, open_transport
+from notifications.transports import RecipientRefused, Sender, SenderPool, open_transport
 
 MIN_CLAIM_LEASE = dt.timedelta(minutes=5)
 IN_PROCESS_RETRY = dt.timedelta(minutes=1)
@@ -44,9 +46,11 @@ class Delivered:
     ms: float = 0.0
 
 
-def deliver(services: Services, report_id: int, retry_in: dt.timedelta) -> Delivered:
+def deliver(services: Services, report_id: int, retry_in: dt.timedelta,
+            transport: Callable[[], AbstractContextManager[Sender]] | None = None) -> Delivered:
     """Send the report to every recipient not yet served. A transport failure is recorded on the report and
-    raised (the task retries after ``retry_in``); a recipient refused for good is recorded and skipped."""
+    raised (the task retries after ``retry_in``); a recipient refused for good is recorded and skipped.
+    ``transport`` opens the sender (a :class:`SenderPool`'s, to reuse a connection); default: a new one."""
     started = time.perf_counter()
     lease = claim_lease(services.settings.email_endpoint)
     taken = outbox.claim(services, report_id, lease)
@@ -65,7 +69,7 @@ def deliver(services: Services, report_id: int, retry_in: dt.timedelta) -> Deliv
         served = outbox.deliveries(services, report_id)
         sent = refused = resent = 0
         errors = []
-        with open_transport(services.settings.email_endpoint) as sender:
+        with (transport or partial(open_transport, services.settings.email_endpoint))() as sender:
             for recipient in report.recipients:
                 state = served.get(recipient)
                 if state in ("sent", "refused"):
@@ -104,14 +108,19 @@ def deliver_ready(services: Services, tutor_ids: Iterable[str], progress: Progre
     A report that fails here stays pending, and a worker's sweeper retries it."""
     report_ids = outbox.prepare_for_tutors(services, list(tutor_ids))
     results = []
-    for done, report_id in enumerate(report_ids, 1):
-        try:
-            results.append(deliver(services, report_id, IN_PROCESS_RETRY))
-        except Exception as exc:
-            results.append(Delivered(report_id, "failed"))
-            log_event(logger, "email_attempt_failed", logging.ERROR, report_id=report_id, error=type(exc).__name__)
-        if progress:
-            progress("email", done, len(report_ids))
+    senders = SenderPool(services.settings.email_endpoint)
+    try:
+        for done, report_id in enumerate(report_ids, 1):
+            try:
+                results.append(deliver(services, report_id, IN_PROCESS_RETRY, senders.open))
+            except Exception as exc:
+                results.append(Delivered(report_id, "failed"))
+                log_event(logger, "email_attempt_failed", logging.ERROR, report_id=report_id,
+                          error=type(exc).__name__)
+            if progress:
+                progress("email", done, len(report_ids))
+    finally:
+        senders.close()
     return results
 
 

@@ -18,6 +18,7 @@ from engine.logs import log_event
 from engine.services import Services
 from notifications import outbox
 from notifications.delivery import deliver, log_delivery
+from notifications.transports import SenderPool
 
 RETRIES = 3
 RETRY_BACKOFF = 2  # each retry waits twice as long as the one before: 1x, 2x, 4x TQS_EMAIL_RETRY_SECONDS
@@ -62,6 +63,7 @@ def register_email_tasks(huey: Huey, services: Services) -> EmailTasks:
     """Define the email tasks on ``huey``, bound to ``services``."""
     settings = services.settings
     retry_delay = settings.email_retry_seconds
+    senders = SenderPool(settings.email_endpoint)  # connects lazily, so each forked worker gets its own
 
     @huey.task(name="prepare_reports")
     def prepare_reports(tutor_ids: list[str]) -> int:
@@ -75,7 +77,7 @@ def register_email_tasks(huey: Huey, services: Services) -> EmailTasks:
         attempt = RETRIES - task.retries + 1 if task is not None else 1
         retry_in = dt.timedelta(seconds=retry_delay * RETRY_BACKOFF ** (attempt - 1))
         try:
-            done = deliver(services, report_id, retry_in)
+            done = deliver(services, report_id, retry_in, senders.open)
         except Exception as exc:
             final = task is None or task.retries == 0
             log_event(logger, "email_failed" if final else "email_attempt_failed", logging.ERROR,

@@ -13,6 +13,8 @@ import re
 import smtplib
 import ssl
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import parseaddr
@@ -48,6 +50,45 @@ def open_transport(endpoint: EmailEndpoint, stdout: TextIO | None = None) -> Ite
             yield sender
         finally:
             sender.close()
+
+
+class SenderPool:
+    """Keeps each thread's SMTP connection open between reports (at most ``idle_seconds`` unused, and checked
+    with NOOP before reuse): a TLS handshake and login per report cost more than rendering the report."""
+
+    def __init__(self, endpoint: EmailEndpoint, idle_seconds: float = 30.0):
+        self.endpoint, self.idle_seconds = endpoint, idle_seconds
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def open(self) -> Iterator[Sender]:
+        if not self.endpoint.sends_mail:
+            with open_transport(self.endpoint) as sender:
+                yield sender
+            return
+        sender = self._reusable()
+        try:
+            yield sender
+        except BaseException:
+            self.close()
+            raise
+        self._local.used = time.monotonic()
+
+    def _reusable(self) -> SmtpSender:
+        sender: SmtpSender | None = getattr(self._local, "sender", None)
+        if sender is not None and (time.monotonic() - self._local.used > self.idle_seconds or not sender.alive()):
+            self.close()
+            sender = None
+        if sender is None:
+            sender = self._local.sender = SmtpSender(self.endpoint)
+        return sender
+
+    def close(self) -> None:
+        """Quit this thread's connection, if one is open."""
+        sender = getattr(self._local, "sender", None)
+        if sender is not None:
+            sender.close()
+        self._local.sender = None
 
 
 class FileSender:
@@ -137,6 +178,15 @@ class SmtpSender:
             raise DeliveryError(f"{endpoint.describe()}: {_describe(exc)}") from exc
         self.client = client
         return client
+
+    def alive(self) -> bool:
+        """Not yet connected, or the server still answers: worth reusing."""
+        if self.client is None:
+            return True
+        try:
+            return self.client.noop()[0] == 250
+        except (smtplib.SMTPException, OSError):
+            return False
 
     def close(self) -> None:
         if self.client is not None:

@@ -265,3 +265,26 @@ def test_each_change_of_a_session_is_reported_once_with_the_version_it_reports(m
     _drain(huey)
     assert [r.status for r in _reports(mailing)] == ["skipped", "sent", "sent"]
     assert "double booked" in smtp_server.received[-1].message.get_body(("plain",)).get_content()
+
+
+def test_the_pool_reuses_a_connection_and_replaces_one_the_server_closed(smtp_server):
+    from notifications.transports import SenderPool
+    from tests.support.processes import wait_until
+    pool = SenderPool(parse_email_url(smtp_server.url()))
+    for _ in range(2):
+        with pool.open() as sender:
+            sender.send(_message(), "ops@example.com")
+    assert smtp_server.received[0].peer == smtp_server.received[1].peer  # one TLS handshake and login for both
+    smtp_server.handler.disconnect_all()  # the relay dropped the idle connection
+    wait_until(lambda: all(t.is_closing() for t in smtp_server.handler.transports), 10, "the server to hang up")
+    with pool.open() as sender:
+        sender.send(_message(), "ops@example.com")
+    assert smtp_server.received[2].peer != smtp_server.received[0].peer and len(smtp_server.received) == 3
+    smtp_server.handler.mode = "drop"
+    with pytest.raises(DeliveryError), pool.open() as sender:
+        sender.send(_message(), "ops@example.com")
+    smtp_server.handler.mode = "accept"
+    with pool.open() as sender:  # a connection that failed is never reused
+        sender.send(_message(), "ops@example.com")
+    assert len(smtp_server.received) == 4
+    pool.close()

@@ -8,6 +8,7 @@ and ``rejected_recipients`` are refused for good.
 
 from __future__ import annotations
 
+import contextlib
 import email
 import logging
 import socket
@@ -33,6 +34,7 @@ class Received:
     message: EmailMessage
     encrypted: bool
     authenticated: bool
+    peer: tuple
 
 
 @dataclass
@@ -42,6 +44,18 @@ class RecordingHandler:
     received: list[Received] = field(default_factory=list)
     auth_attempts: int = 0
     accepted: int = 0
+    transports: list = field(default_factory=list)
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):  # noqa: N802
+        self.transports.append(server.transport)
+        session.host_name = hostname
+        return responses
+
+    def disconnect_all(self) -> None:
+        """Close every client connection from the server side (an idle timeout, a restart)."""
+        for transport in self.transports:
+            with contextlib.suppress(OSError):  # the TCP socket itself: aborting the TLS layer alone leaves it open
+                transport.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 (aiosmtpd's hook)
         if address in self.rejected_recipients:
@@ -61,7 +75,7 @@ class RecordingHandler:
         message = email.message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         encrypted = session.ssl is not None or server.transport.get_extra_info("ssl_object") is not None
         self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), message, encrypted,
-                                      bool(session.authenticated)))
+                                      bool(session.authenticated), session.peer))
         return "250 2.0.0 queued"
 
     def authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
