@@ -69,6 +69,7 @@ def register_email_tasks(huey: Huey, services: Services) -> EmailTasks:
     def prepare_reports(tutor_ids: list[str]) -> int:
         report_ids = outbox.prepare_for_tutors(services, tutor_ids)
         tasks.queue_sends(report_ids)
+        log_event(logger, "email_prepared", tutors=len(tutor_ids), queued=len(report_ids))
         return len(report_ids)
 
     @huey.task(retries=RETRIES, retry_delay=retry_delay, retry_backoff=RETRY_BACKOFF, context=True,
