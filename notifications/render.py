@@ -9,15 +9,13 @@ stay in a ``<style>`` block for the clients that honour them. premailer never fe
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-
-import jinja2
-from premailer import Premailer
 
 from notifications.content import ReportContent, one_line
 from notifications.endpoint import address_domain
@@ -27,13 +25,21 @@ GMAIL_CLIP_BYTES = 102 * 1024
 # stock folding at 78 puts a long subject on a line of its own, which some clients show with a leading space.
 MESSAGE_POLICY = policy.SMTP.clone(max_line_length=998)
 TEMPLATES = {"session": "report", "state_change": "report", "digest": "digest"}
-_environment = jinja2.Environment(  # templates compile once per process; nothing configurable lives here
-    loader=jinja2.PackageLoader("notifications", "templates"),
-    autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=True),
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+
+
+@functools.cache
+def _environment():
+    """Built on the first render: Jinja2 and premailer take a tenth of a second to import, and the API and most
+    commands never render. Templates then compile once per process; nothing configurable lives here."""
+    import jinja2
+
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("notifications", "templates"),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html",), default_for_string=True),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
 
 
 @dataclass(frozen=True)
@@ -47,12 +53,14 @@ def render(content: ReportContent) -> RenderedReport:
     """Both parts of a report; the HTML with inline styles."""
     name = TEMPLATES[content.kind]
     values = {**content.context, "subject": content.subject, "preheader": content.subject}
-    html = _environment.get_template(f"{name}.html").render(values)
-    text = _environment.get_template(f"{name}.txt").render(values)
+    html = _environment().get_template(f"{name}.html").render(values)
+    text = _environment().get_template(f"{name}.txt").render(values)
     return RenderedReport(content.subject, inline_css(html), text)
 
 
 def inline_css(html: str) -> str:
+    from premailer import Premailer  # imported on first use, like Jinja2 above
+
     return Premailer(html, allow_network=False, cssutils_logging_level=logging.CRITICAL, remove_classes=False,
                      disable_validation=True, strip_important=False).transform()
 

@@ -29,8 +29,9 @@ def tqs(env, *args, check=True):
 
 @pytest.fixture
 def env(database_url, database, tmp_path):
-    """The subprocess uses the same (emptied) database as the fixture."""
-    return {**os.environ, "TQS_DATABASE_URL": database_url, "TQS_DATA_DIR": str(tmp_path)}
+    """The subprocess uses the same (emptied) database as the fixture. These tests read scores; the reports
+    `tqs ingest --sync` sends are tested in tests/notifications/test_cli.py, so here the policy is off."""
+    return {**os.environ, "TQS_DATABASE_URL": database_url, "TQS_DATA_DIR": str(tmp_path), "TQS_EMAIL_POLICY": "off"}
 
 
 def test_sample_ingest_prints_correct_rates_and_flags(env):
