@@ -33,7 +33,7 @@ from urllib.parse import urlparse, urlunparse
 import psycopg2
 
 from dashboard.browser_driver import CHART, TABLE_ROW, first_seen_seconds, launch, log_in, record_first_seen
-from engine.children import Service, free_port, tqs_argv, wait_until
+from engine.children import Service, answers, free_port, tqs_argv, wait_until
 from engine.config import Settings
 from engine.db import release_connections
 from engine.ingest import ingest
@@ -210,12 +210,7 @@ def run_size(playwright, tutors: int, runs: int, reseed: bool, logs: Path) -> Ti
 
 
 def _listening(base: str) -> bool:
-    import urllib.request
-    try:
-        with urllib.request.urlopen(base + "/login", timeout=2):
-            return True
-    except OSError:
-        return False
+    return answers(base + "/login")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,15 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def answers(url: str, timeout: float = 2) -> bool:
+    """Whether an HTTP server answers ``url`` with a success, for waiting on a child to listen."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout):
+            return True
+    except OSError:  # refused, timed out, or an HTTP error status
+        return False
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.05,

@@ -19,6 +19,7 @@ from notifications.endpoint import EmailEndpoint, parse_address, parse_addresses
 WINDOW_DAYS = (7, 30, 90)
 EMAIL_POLICIES = ("every-session", "flagged-only", "state-change", "digest", "off")
 SESSION_REPORT_POLICIES = ("every-session", "flagged-only")  # the policies that report each stored session
+RESCORE_REPORT_POLICIES = (*SESSION_REPORT_POLICIES, "state-change")  # the policies that report after a rescore
 
 
 class ConfigError(ValueError):

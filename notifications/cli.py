@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Callable
 
@@ -59,7 +60,7 @@ def send_test(services: Services, args: argparse.Namespace) -> int:
         return 2
     content = tutor_report(settings, services.metric_names, sample_tutor(services.metric_names), sample_session())
     rendered = render(content)
-    rendered = type(rendered)(f"[TEST] {rendered.subject}", rendered.html, rendered.text)
+    rendered = dataclasses.replace(rendered, subject=f"[TEST] {rendered.subject}")
     message = compose(rendered, settings.email_from, [address])
     endpoint = settings.email_endpoint
     try:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from huey import Huey, crontab
 from huey.api import TaskWrapper
 
+from engine.config import RESCORE_REPORT_POLICIES
 from engine.logs import log_event
 from engine.services import Services
 from notifications import outbox
@@ -34,7 +35,7 @@ class EmailTasks:
 
     @property
     def reports_after_rescore(self) -> bool:
-        return self.services.settings.email_policy in ("every-session", "flagged-only", "state-change")
+        return self.services.settings.email_policy in RESCORE_REPORT_POLICIES
 
     def after_rescore(self, tutor_ids: Iterable[str]) -> None:
         """Queue the reports of rescored tutors; a queue that is down only delays them (the sweeper has them)."""
@@ -68,7 +69,8 @@ def register_email_tasks(huey: Huey, services: Services) -> EmailTasks:
     @huey.task(name="prepare_reports")
     def prepare_reports(tutor_ids: list[str]) -> int:
         report_ids = outbox.prepare_for_tutors(services, tutor_ids)
-        tasks.queue_sends(report_ids)
+        for report_id in report_ids:
+            send_report(report_id)
         log_event(logger, "email_prepared", tutors=len(tutor_ids), queued=len(report_ids))
         return len(report_ids)
 
@@ -103,5 +105,4 @@ def register_email_tasks(huey: Huey, services: Services) -> EmailTasks:
             send_report(report_id)
         return report_id
 
-    tasks = EmailTasks(prepare_reports, send_report, send_digest, services)
-    return tasks
+    return EmailTasks(prepare_reports, send_report, send_digest, services)

@@ -17,11 +17,10 @@ import signal
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from engine.children import Service, tqs_argv
+from engine.children import Service, answers, tqs_argv
 from engine.config import Settings
 from simulator.generate import SessionFactory, simulate
 from simulator.replay import ApiError, ApiTarget, live_feed, replay_api, summarize
@@ -144,11 +143,7 @@ def _api_answers(target: ApiTarget) -> bool:
 
 def _dashboard_answers(port: int) -> bool:
     """The dashboard imports Panel and hvPlot, so it listens a few seconds after the API."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2):
-            return True
-    except OSError:
-        return False
+    return answers(f"http://127.0.0.1:{port}/login")
 
 
 def _feed(simulation, target: ApiTarget, rate: float, stop: threading.Event) -> None:

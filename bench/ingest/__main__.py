@@ -16,7 +16,7 @@ from bench.ingest import runs
 from bench.ingest.cpu import CpuMeter
 from bench.ingest.figures import RunFigures, Shape
 from bench.ingest.sessions import live_sessions, shape_sessions
-from engine.children import Service, free_port, tqs_argv, wait_until
+from engine.children import Service, answers, free_port, tqs_argv, wait_until
 from engine.config import EMAIL_POLICIES
 from engine.terminal import print_table
 from engine.throwaway import PostgresUnavailable, admin_url, throwaway_postgres
@@ -122,12 +122,7 @@ def measure(args: argparse.Namespace, database_url: str, queue_url: str, work_di
 
 
 def _answers(port: int) -> bool:
-    import urllib.request
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2):
-            return True
-    except OSError:
-        return False
+    return answers(f"http://127.0.0.1:{port}/api/health")
 
 
 def _died(service: Service) -> bool:

@@ -25,6 +25,7 @@ from dashboard.browser_driver import (
     RequestLog,
     log_in,
 )
+from engine.children import answers
 from engine.config import Settings
 from engine.services import build_services
 from simulator.generate import simulate
@@ -89,12 +90,7 @@ def dashboard(browser, tmp_path_factory):
 
 
 def _answers(url: str) -> bool:
-    import urllib.request
-    try:
-        with urllib.request.urlopen(url + "/login", timeout=2) as response:
-            return response.status == 200
-    except OSError:
-        return False
+    return answers(url + "/login")
 
 
 @pytest.fixture
