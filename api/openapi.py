@@ -71,6 +71,7 @@ def _tutor_record(metric_names: MetricNames) -> dict[str, Any]:
         properties[name] = {"type": "integer" if name in metric_names.counts else "number", "nullable": True}
     properties.update({
         "flagged": {"type": "boolean"},
+        "flagged_by": {"type": "array", "items": {"type": "string"}, "description": "the rules that flag the tutor"},
         "risk_score": {"type": "number", "minimum": 0, "maximum": 100},
         "updated_at": {"type": "string", "nullable": True},
     })
@@ -105,19 +106,33 @@ def build_document(metric_names: MetricNames) -> dict[str, Any]:
                     "type": "object",
                     "required": ["flags", "insights", "recommendations", "recent_reschedules", "session_summary"],
                     "properties": {
-                        "flags": {"type": "array", "items": {"type": "object"}},
+                        "flags": {"type": "array", "items": {"$ref": "#/components/schemas/RuleFlag"}},
                         "insights": {"type": "array", "items": {"type": "string"}},
                         "recommendations": {"type": "array", "items": {"type": "string"}},
                         "recent_reschedules": {"type": "array", "items": {"type": "object"}},
                         "session_summary": {"type": "object"},
                     }}]},
+                "RuleFlag": {"type": "object", "required": ["rule", "rule_version", "flagged", "severity", "risk_score",
+                                                            "explanation", "stale"], "properties": {
+                    "rule": {"type": "string"}, "rule_version": {"type": "string"}, "flagged": {"type": "boolean"},
+                    "severity": {"type": "string", "enum": ["none", "low", "medium", "high"]},
+                    "risk_score": {"type": "number", "minimum": 0, "maximum": 100},
+                    "explanation": {"type": "object"}, "as_of": {"type": "string", "nullable": True},
+                    "stale": {"type": "boolean", "description": "the rule failed lately: this is its last result"},
+                    "error": {"type": "string"}, "failing_since": {"type": "string", "nullable": True}}},
                 "History": {"type": "object", "required": ["tutor_id", "days", "points", "events"], "properties": {
                     "tutor_id": {"type": "string"}, "days": {"type": "integer"},
                     "points": {"type": "array", "items": {"type": "object", "required": ["date", "flagged"]}},
                     "events": {"type": "array", "items": {"type": "object", "required": ["type", "at"]}}}},
                 "Health": {"type": "object", "required": ["status", "database", "queue"], "properties": {
                     "status": {"type": "string", "enum": ["ok", "degraded", "unavailable"]},
-                    "database": {"type": "object"}, "queue": {"type": "object"}, "backlog": {
+                    "database": {"type": "object"}, "queue": {"type": "object"},
+                    "rules": {"type": "object", "description": "each installed rule: status (loaded, disabled, "
+                              "failed), version, error, and the tutors it is failing on",
+                              "additionalProperties": {"type": "object", "required": ["status"], "properties": {
+                                  "status": {"type": "string"}, "version": {"type": "string", "nullable": True},
+                                  "error": {"type": "string"}, "failing": {"type": "object"}}}},
+                    "backlog": {
                         "type": "object", "properties": {
                             "pending": {"type": "integer"}, "failed": {"type": "integer"},
                             "oldest_pending_age_seconds": {"type": "number", "nullable": True},

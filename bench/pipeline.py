@@ -20,7 +20,7 @@ from engine.db import bind_database, open_database
 from engine.ingest import ingest
 from engine.migrations import migrate
 from engine.models import ScoreSnapshot
-from engine.registry import get_plugin_manager
+from engine.registry import load_rules
 from engine.services import Services
 from engine.throwaway import PostgresUnavailable, admin_url, throwaway_postgres
 
@@ -48,7 +48,7 @@ def run(url: str, count: int, tutors: int, batch: int) -> None:
     database = bind_database(open_database(url))
     migrate(database)
     settings = Settings(database_url=url)
-    services = Services(settings, database, get_plugin_manager(settings), clock=lambda: NOW)
+    services = Services(settings, database, load_rules(settings), clock=lambda: NOW)
     records = sessions(count, tutors)
     tenth = max(count // 10, batch)
     started = last = time.perf_counter()

@@ -24,7 +24,7 @@ from engine.config import Settings
 from engine.db import bind_database, open_database, release_connections
 from engine.ingest import ingest
 from engine.migrations import migrate
-from engine.registry import get_plugin_manager
+from engine.registry import load_rules
 from engine.rescoring import rescore_waiting
 from engine.services import Services
 from engine.storing import store_sessions
@@ -75,7 +75,7 @@ def run(url: str, repeat: int, profile: bool) -> None:
     migrate(database)
     settings = Settings(database_url=url)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    services = Services(settings, database, get_plugin_manager(settings), clock=lambda: now)
+    services = Services(settings, database, load_rules(settings), clock=lambda: now)
     rng = random.Random(1)
     seed = [session(f"seed-{t}-{i}", f"tutor-{t:02d}", now - dt.timedelta(days=rng.uniform(0, 90)), rng)
             for t in range(50) for i in range(10)]

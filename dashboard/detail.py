@@ -1,6 +1,6 @@
-"""One tutor's story: the numbers, the rate over time, why they are flagged, and what to do.
+"""One tutor's story: the numbers, each rule's rate over time, why they are flagged, and what to do.
 
-Every loaded rule's flag, explanation, insights and recommendations are shown the same
+Every loaded rule's rate, flag, explanation, insights and recommendations are shown the same
 way, so a new rule appears here without a change to this module.
 """
 
@@ -11,11 +11,11 @@ from panel.viewable import Viewer
 
 from dashboard.charts import chart_legend, rate_chart
 from dashboard.state import DashboardState
-from dashboard.store import DashboardStore, TutorStory, rate_metric, sessions_metric
+from dashboard.store import DashboardStore, Measure, TutorStory
 from dashboard.text import FLAG_ICON, OK_ICON, day, esc, flag_badge, hours, interval, moment, percent, plural
 from dashboard.theme import STYLESHEETS
 from engine.config import WINDOW_DAYS
-from engine.explanations import describe_explanation
+from engine.explanations import counted, describe_explanation
 
 
 class TutorDetail(Viewer):
@@ -30,10 +30,17 @@ class TutorDetail(Viewer):
         self.head = pn.pane.HTML(**html)
         self.chart = pn.pane.HoloViews(None, sizing_mode="stretch_width", height=300, margin=(0, 10),
                                        linked_axes=False)
+        self.chart_choice = pn.widgets.RadioButtonGroup(
+            label="Chart", options={}, color="primary", variant="outline", margin=(4, 10), visible=False,
+            description="Which rule's rate the chart shows")
+        self.chart_choice.param.watch(lambda _: self._choosing or self._draw_chart(), "value")
+        self._story: TutorStory | None = None
+        self._choosing = False  # True while a new tutor's chart choice is set: draw once, after
         self.chart_caption = pn.pane.HTML(**html)
         self.body = pn.pane.HTML(**html)
         self.layout = pn.Column(
-            pn.Row(self.head, self.close, sizing_mode="stretch_width"), self.chart, self.chart_caption, self.body,
+            pn.Row(self.head, self.close, sizing_mode="stretch_width"), self.chart_choice, self.chart,
+            self.chart_caption, self.body,
             sizing_mode="stretch_width", visible=False, min_width=300, css_classes=["tq-detail"],
             styles={"background": "#fff", "border": "1px solid #d9dee5", "border-radius": "10px"},
         )
@@ -55,36 +62,79 @@ class TutorDetail(Viewer):
                 self.chart.visible = self.chart_caption.visible = self.body.visible = False
                 return
             self.chart.visible = self.chart_caption.visible = self.body.visible = True
-            self.head.object = render_head(story)
+            self.head.object = render_head(story, self._store.measures)
             self._show_chart(story)
             self.body.object = render_body(story)
 
     def _show_chart(self, story: TutorStory) -> None:
         if story.points == self._chart_points:
             return  # unchanged: keep the chart as the admin left it
-        self._chart_points = story.points
-        chart = rate_chart(story.points, self._store.threshold)
+        self._chart_points, self._story = story.points, story
+        measures = self._store.measures
+        options = {m.rate.label.capitalize(): m.name for m in measures}
+        chosen = first_concern(story, measures)
+        self.chart_choice.visible = len(options) > 1
+        self._choosing = True
+        try:
+            self.chart_choice.options = options
+            self.chart_choice.value = chosen
+        finally:
+            self._choosing = False
+        self._draw_chart()
+
+    def _draw_chart(self) -> None:
+        story = self._story
+        measure = next((m for m in self._store.measures if m.name == self.chart_choice.value), None)
+        chart = rate_chart(story.points, measure, threshold_of(story, measure)) if story and measure else None
         self.chart.object = chart
         self.chart.visible = chart is not None
         self.chart_caption.object = (
-            f'<div class="tq">{chart_legend(self._store.threshold)}<p class="tq-legend">Tutor-initiated reschedules '
-            f'as a share of sessions over the last 90 days, one point a day.</p></div>' if chart is not None else "")
+            f'<div class="tq">{chart_legend(threshold_of(story, measure))}<p class="tq-legend">'
+            f'{esc(measure.rate.events_label.capitalize())} as a share of {esc(measure.rate.base_label)} over the '
+            'last 90 days, one point a day; shaded: flagged by this rule.</p></div>' if chart is not None else "")
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self.layout
 
 
-def render_head(story: TutorStory) -> str:
+def first_concern(story: TutorStory, measures: list[Measure]) -> str | None:
+    """The rate to chart first: the flagged rule with the highest risk, else the first rule's."""
+    flags = {flag["rule"]: flag for flag in story.detail["flags"]}
+    flagged = [m for m in measures if flags.get(m.rule, {}).get("flagged")]
+    candidates = sorted(flagged, key=lambda m: -flags[m.rule]["risk_score"]) or measures
+    return candidates[0].name if candidates else None
+
+
+def threshold_of(story: TutorStory | None, measure: Measure | None) -> float | None:
+    """The rule's threshold as its latest explanation records it."""
+    if story is None or measure is None:
+        return None
+    flag = next((f for f in story.detail["flags"] if f["rule"] == measure.rule), None)
+    threshold = (flag or {}).get("explanation", {}).get("threshold")
+    return float(threshold) if isinstance(threshold, int | float) else None
+
+
+def decision_window(story: TutorStory, measure: Measure) -> int:
+    """The window the rule decides on, as its latest explanation records it (30 days if it does not say)."""
+    flag = next((f for f in story.detail["flags"] if f["rule"] == measure.rule), None)
+    days = (flag or {}).get("explanation", {}).get("window_days")
+    return days if days in WINDOW_DAYS else 30
+
+
+def render_head(story: TutorStory, measures: list[Measure]) -> str:
     detail = story.detail
     facts = []
-    for days in WINDOW_DAYS:
-        rate = rate_metric(days)
+    for measure in measures:
+        days = decision_window(story, measure)
+        rate = measure.rate.metric(days)
         low, high = detail.get(f"{rate}_low"), detail.get(f"{rate}_high")
         ci = f"<small>95% CI {interval(low, high)}</small>" if interval(low, high) else ""
-        sessions = detail.get(sessions_metric(days))
-        count = f"<small>{plural(sessions, 'session')}</small>" if sessions is not None else ""
-        facts.append(f'<div class="tq-fact" data-window="{days}"><dt>{days}-day rate</dt>'
-                     f'<dd>{percent(detail.get(rate))}{ci}{count}</dd></div>')
+        events, base = detail.get(measure.rate.events_metric(days)), detail.get(measure.rate.base_metric(days))
+        count = (f"<small>{events} of {esc(counted(base, measure.rate.base_label))}</small>"
+                 if base is not None and events is not None else "")
+        facts.append(f'<div class="tq-fact" data-rate="{esc(measure.name)}" data-window="{days}">'
+                     f'<dt>{days}-day {esc(measure.rate.label)}</dt><dd>{percent(detail.get(rate))}{ci}{count}</dd>'
+                     '</div>')
     facts.append(f'<div class="tq-fact"><dt>Risk score</dt><dd>{detail["risk_score"]:.0f}<small>of 100</small></dd>'
                  f'</div>')
     name = detail["name"] or detail["tutor_id"]
@@ -114,8 +164,10 @@ def _why(story: TutorStory) -> str:
     for flag in story.detail["flags"]:
         state = (f'<span class="tq-raised">{FLAG_ICON} flagged</span>' if flag["flagged"]
                  else f'<span class="tq-cleared">{OK_ICON} not flagged</span>')
-        lines.append(f'<li><b>{esc(flag["rule"])}</b> {esc(flag["rule_version"])}: {state}. '
-                     f'{esc(describe_explanation(flag["explanation"] or {}))}</li>')
+        stale = (f' <span class="tq-stale">Not updated since {moment(flag["as_of"])}: the rule failed '
+                 f'({esc(flag["error"])}).</span>' if flag.get("stale") else "")
+        lines.append(f'<li data-rule="{esc(flag["rule"])}"><b>{esc(flag["rule"])}</b> {esc(flag["rule_version"])}: '
+                     f'{state}. {esc(describe_explanation(flag["explanation"] or {}))}{stale}</li>')
     content = f"<ul>{''.join(lines)}</ul>" if lines else '<p class="tq-empty">No rule has scored this tutor.</p>'
     return _section("Why", content, "why")
 

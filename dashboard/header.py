@@ -1,4 +1,5 @@
-"""The numbers that matter now: flagged tutors and their change, the overall rate, today's work, the backlog."""
+"""The numbers that matter now: flagged tutors and their change, the overall rate (of the rate chosen in
+the list), today's work, the backlog."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dashboard.state import DashboardState
 from dashboard.store import DashboardStore, Overview
 from dashboard.text import FLAG_ICON, percent, plural
 from dashboard.theme import STYLESHEETS
+from engine.explanations import counted
 
 
 class Header(Viewer):
@@ -18,11 +20,12 @@ class Header(Viewer):
         super().__init__(**params)
         self._store, self._state, self._refresh_seconds = store, state, refresh_seconds
         self._pane = pn.pane.HTML(sizing_mode="stretch_width", stylesheets=STYLESHEETS, margin=(8, 10))
-        state.param.watch(lambda _: self.refresh(), "window")
+        state.param.watch(lambda _: self.refresh(), ["window", "measure"])
         self.refresh()
 
     def refresh(self) -> None:
-        self._pane.object = render_overview(self._store.overview(self._state.window), self._refresh_seconds)
+        self._pane.object = render_overview(self._store.overview(self._state.window, self._state.measure),
+                                            self._refresh_seconds)
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._pane
@@ -54,9 +57,12 @@ def _flagged(overview: Overview) -> str:
 
 
 def _rate(overview: Overview) -> str:
-    note = (f"{overview.tutor_reschedules:,} tutor reschedules in {overview.sessions:,} sessions"
-            if overview.sessions else "no sessions in this window")
-    return _card(f"{overview.window_days}-day reschedule rate", percent(overview.rate), note, name="rate")
+    if overview.measure is None:
+        return _card("Rate", "\u2013", "no loaded rule measures a rate", name="rate")
+    rate = overview.measure.rate
+    note = (f"{counted(overview.events, rate.events_label)} in {counted(overview.base, rate.base_label)}"
+            if overview.base else f"no {rate.base_label} in this window")
+    return _card(f"{overview.window_days}-day {rate.label}", percent(overview.rate), note, name="rate")
 
 
 def _scored(overview: Overview) -> str:

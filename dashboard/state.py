@@ -9,6 +9,7 @@ Panel's ``location.sync`` is not used because its query parsing turns ``0042`` i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
@@ -22,11 +23,14 @@ from engine.validation import MAX_ID_LENGTH, storable
 RISK_FILTERS = {"all": None, "flagged": True, "ok": False}
 SORT_KEYS = ("risk", "rate", "flag", "sessions", "tutor", "updated")
 DEFAULT_SORT = "-risk"  # riskiest first, the order of `tqs tutors`
-URL_NAMES = {"window": "window", "risk": "risk", "search": "q", "sort": "sort", "page": "page", "tutor": "tutor"}
+URL_NAMES = {"window": "window", "measure": "rate", "risk": "risk", "search": "q", "sort": "sort", "page": "page",
+             "tutor": "tutor"}
+MEASURE_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,62}")
 
 
 class DashboardState(param.Parameterized):
     window = param.Selector(default=30, objects=list(WINDOW_DAYS), doc="Days in the rate window")
+    measure = param.String(default="", doc="Which rule's rate the list and overview show; empty for the first")
     risk = param.Selector(default="all", objects=list(RISK_FILTERS), doc="all, flagged or ok")
     search = param.String(default="", doc="Matches tutor id or name")
     sort = param.String(default=DEFAULT_SORT, doc="A column key, '-' first for descending")
@@ -85,6 +89,10 @@ def _window(raw: str) -> int | None:
     return int(raw) if raw.strip() in {str(days) for days in WINDOW_DAYS} else None
 
 
+def _measure(raw: str) -> str | None:
+    return raw if MEASURE_PATTERN.fullmatch(raw) else None  # a rate no rule measures shows the first one
+
+
 def _risk(raw: str) -> str | None:
     return raw if raw in RISK_FILTERS else None
 
@@ -105,4 +113,5 @@ def _tutor(raw: str) -> str | None:
     return raw if len(raw) <= MAX_ID_LENGTH and storable(raw) else None
 
 
-_PARSERS = {"window": _window, "risk": _risk, "search": _search, "sort": _sort, "page": _page, "tutor": _tutor}
+_PARSERS = {"window": _window, "measure": _measure, "risk": _risk, "search": _search, "sort": _sort, "page": _page,
+            "tutor": _tutor}

@@ -13,22 +13,27 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import queries
+from engine.rulekit import Rate
 from engine.services import Services
 from engine.windows import day_of
 
 WEEKS_SHOWN = 12
 
 
-def rate_metric(window_days: int) -> str:
-    return f"reschedule_rate_{window_days}d"
-
-
 def sessions_metric(window_days: int) -> str:
     return f"sessions_{window_days}d"
 
 
-def reschedules_metric(window_days: int) -> str:
-    return f"tutor_reschedules_{window_days}d"
+@dataclass(frozen=True)
+class Measure:
+    """A rate a rule declares, as the list, the overview and the chart show it."""
+
+    rule: str
+    rate: Rate
+
+    @property
+    def name(self) -> str:
+        return self.rate.name
 
 
 @dataclass(frozen=True)
@@ -40,15 +45,16 @@ class Overview:
     tutors: int
     flagged: int
     flagged_week_ago: int
-    sessions: int
-    tutor_reschedules: int
+    measure: Measure | None
+    base: int  # the measure's denominator over every tutor in the window
+    events: int  # ... and its numerator
     scored_today: int
     backlog: queries.Backlog
 
     @property
     def rate(self) -> float | None:
-        """Every tutor's reschedules over every tutor's sessions in the window, in percent."""
-        return None if not self.sessions else round(100 * self.tutor_reschedules / self.sessions, 2)
+        """Every tutor's events over every tutor's base in the window, in percent."""
+        return None if not self.base else round(100 * self.events / self.base, 2)
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ class DashboardStore:
     def __init__(self, services: Services, overview_seconds: float = 5.0):
         self.services = services
         self._overview_seconds = overview_seconds
-        self._overviews: dict[int, tuple[float, Overview]] = {}
+        self._overviews: dict[tuple[int, str], tuple[float, Overview]] = {}
         self._lock = threading.Lock()
 
     @property
@@ -77,33 +83,41 @@ class DashboardStore:
         return queries.sortable_fields(self.metric_names)
 
     @property
-    def threshold(self) -> float:
-        return self.services.settings.reschedule_threshold
+    def measures(self) -> list[Measure]:
+        """Every rate a loaded rule declares, in the rules' order."""
+        return [Measure(rule, rate) for rule, rate in self.metric_names.rates]
 
-    def overview(self, window_days: int) -> Overview:
+    def measure(self, name: str) -> Measure | None:
+        """The rate called ``name``, else the first one; None when no loaded rule declares a rate."""
+        measures = self.measures
+        return next((m for m in measures if m.name == name), measures[0] if measures else None)
+
+    def overview(self, window_days: int, measure: str = "") -> Overview:
+        key = (window_days, measure)
         with self._lock:
-            cached = self._overviews.get(window_days)
+            cached = self._overviews.get(key)
             if cached and time.monotonic() - cached[0] < self._overview_seconds:
                 return cached[1]
-        overview = self._read_overview(window_days)
+        overview = self._read_overview(window_days, self.measure(measure))
         with self._lock:
-            self._overviews[window_days] = (time.monotonic(), overview)
+            self._overviews[key] = (time.monotonic(), overview)
         return overview
 
-    def _read_overview(self, window_days: int) -> Overview:
+    def _read_overview(self, window_days: int, measure: Measure | None) -> Overview:
         now = self.services.clock()
         today = day_of(now)
-        sessions, moved = sessions_metric(window_days), reschedules_metric(window_days)
+        names = [measure.rate.base_metric(window_days), measure.rate.events_metric(window_days)] if measure else []
         with self.services.database.connection_context():
-            totals = queries.metric_totals([sessions, moved])
+            totals = queries.metric_totals(names)
             return Overview(
                 as_of=now,
                 window_days=window_days,
                 tutors=queries.list_tutors(self.metric_names, limit=1).total,
                 flagged=queries.flagged_count(),
                 flagged_week_ago=queries.flagged_count(on=today - dt.timedelta(days=7)),
-                sessions=int(totals[sessions]),
-                tutor_reschedules=int(totals[moved]),
+                measure=measure,
+                base=int(totals[names[0]]) if measure else 0,
+                events=int(totals[names[1]]) if measure else 0,
                 scored_today=queries.sessions_stored_since(dt.datetime.combine(today, dt.time(), tzinfo=dt.UTC)),
                 backlog=queries.backlog(now),
             )

@@ -15,7 +15,7 @@ from panel.viewable import Viewer
 
 from dashboard.paged_table import QueryPagedTabulator
 from dashboard.state import DEFAULT_SORT, DashboardState
-from dashboard.store import DashboardStore, rate_metric, sessions_metric
+from dashboard.store import DashboardStore, Measure, sessions_metric
 from dashboard.text import esc, flag_badge, moment, rate_with_interval
 from dashboard.theme import STYLESHEETS
 from engine.config import WINDOW_DAYS
@@ -44,9 +44,10 @@ SORT_CHOICES = {
 CLICK_KEEPS_PAGE = "if(!(event.ctrlKey||event.metaKey||event.shiftKey||event.button))event.preventDefault()"
 
 
-def sort_field(key: str, window_days: int) -> str:
-    """The read layer's sort field for a table column in the chosen window."""
-    return {"tutor": "name", "rate": rate_metric(window_days), "flag": "flagged",
+def sort_field(key: str, window_days: int, measure: Measure | None) -> str:
+    """The read layer's sort field for a table column in the chosen window (and rate)."""
+    rate = measure.rate.metric(window_days) if measure else "risk_score"
+    return {"tutor": "name", "rate": rate, "flag": "flagged",
             "sessions": sessions_metric(window_days), "risk": "risk_score", "updated": "updated_at"}[key]
 
 
@@ -67,6 +68,10 @@ class TutorList(Viewer):
             sizing_mode="stretch_width", min_width=200, max_length=200, margin=(4, 10))
         self.sort = pn.widgets.Select(label="Sort by", options=SORT_CHOICES, value=state.sort,
                                       width=200, margin=(4, 10))
+        measures = store.measures
+        self.measure = pn.widgets.Select(
+            label="Rate shown", options={m.rate.label.capitalize(): m.name for m in measures},
+            value=self._measure().name if measures else None, width=220, margin=(4, 10), visible=len(measures) > 1)
         self.table = QueryPagedTabulator(
             page_size=PAGE_SIZE, show_index=False, disabled=True, selectable=False, layout="fit_columns",
             sizing_mode="stretch_width", formatters={name: {"type": "html"} for name in ("tutor", "rate", "flag")},
@@ -83,12 +88,13 @@ class TutorList(Viewer):
     def _link_widgets(self) -> None:
         state = self._state
         self.window.param.watch(lambda e: self._choose(window=e.new), "value")
+        self.measure.param.watch(lambda e: self._choose(measure=e.new or ""), "value")
         self.risk.param.watch(lambda e: self._choose(risk=e.new, page=1), "value")
         self.search.param.watch(lambda e: self._choose(search=e.new.strip(), page=1), "value")
         self.sort.param.watch(lambda e: self._choose(sort=e.new, page=1), "value")
         self.table.param.watch(self._table_moved, ["page", "sorters"])
         self.table.on_click(self._row_clicked)
-        state.param.watch(self._state_changed, ["window", "risk", "search", "sort", "page", "tutor"])
+        state.param.watch(self._state_changed, ["window", "measure", "risk", "search", "sort", "page", "tutor"])
 
     def _table_moved(self, *events) -> None:
         if self._showing:
@@ -118,6 +124,8 @@ class TutorList(Viewer):
             self._following = True
             try:
                 self.window.value, self.risk.value, self.search.value = state.window, state.risk, state.search
+                if self._measure():
+                    self.measure.value = self._measure().name
                 self.sort.value = state.sort
             finally:
                 self._following = False
@@ -137,8 +145,8 @@ class TutorList(Viewer):
                              index=range(offset, offset + len(page.tutors)))
         self._showing = True
         try:
-            self.table.titles = _titles(state.window)
-            self.table.sorters = [_sorter(sort, state)]
+            self.table.titles = _titles(state.window, self._measure())
+            self.table.sorters = [_sorter(sort, state, self._measure())]
             self.table.total = page.total
             self.table.page = state.page
             if self.table.value is None or not frame.equals(self.table.value):
@@ -146,29 +154,40 @@ class TutorList(Viewer):
         finally:
             self._showing = False
         shown = f"{offset + 1}\u2013{offset + len(page.tutors)} of {page.total:,}" if page.tutors else "none"
-        self.count.object = (f'<p class="tq tq-muted" role="status">Tutors {shown}. Rate: tutor-initiated '
-                             'reschedules as a share of sessions; small figures: its 95% interval.</p>')
+        measure = self._measure()
+        meaning = (f" Rate: {esc(measure.rate.events_label)} as a share of {esc(measure.rate.base_label)}; small "
+                   "figures: its 95% interval." if measure else "")
+        self.count.object = f'<p class="tq tq-muted" role="status">Tutors {shown}.{meaning}</p>'
+
+    def _measure(self) -> Measure | None:
+        return self._store.measure(self._state.measure)
 
     def _sort(self) -> str:
         """The state's sort for the read layer; riskiest first when no loaded rule measures the column."""
         state = self._state
-        field = sort_field(state.sort_key, state.window)
+        field = sort_field(state.sort_key, state.window, self._measure())
         if field not in self._store.sortable_fields:
             return "-risk_score"
         return ("-" if state.descending else "") + field
 
     def _row(self, tutor: dict[str, Any]) -> dict[str, Any]:
-        window = self._state.window
-        rate = rate_metric(window)
+        window, measure = self._state.window, self._measure()
+        rate = measure.rate.metric(window) if measure else ""
         return {
             "tutor_id": tutor["tutor_id"],
             "tutor": self._tutor_link(tutor),
             "rate": rate_with_interval(tutor.get(rate), tutor.get(f"{rate}_low"), tutor.get(f"{rate}_high")),
-            "flag": flag_badge(tutor["flagged"]),
+            "flag": flag_badge(tutor["flagged"]) + self._flagged_by(tutor.get("flagged_by") or []),
             "sessions": tutor.get(sessions_metric(window)),
             "risk": round(tutor["risk_score"]),
             "updated": moment(tutor["updated_at"]),
         }
+
+    def _flagged_by(self, rules: list[str]) -> str:
+        """Which rules flag the tutor, by the name of what they measure."""
+        labels = {m.rule: m.rate.label for m in self._store.measures}
+        names = [labels.get(rule, rule.replace("_", " ")) for rule in rules]
+        return f'<span class="tq-by">{esc(", ".join(names))}</span>' if names else ""
 
     def _tutor_link(self, tutor: dict[str, Any]) -> str:
         state = self._state
@@ -180,18 +199,19 @@ class TutorList(Viewer):
 
     def __panel__(self) -> pn.viewable.Viewable:
         search = pn.Column(self.search, styles={"flex": "1 1 220px"}, sizing_mode="stretch_width", margin=0)
-        filters = pn.FlexBox(self.window, self.risk, self.sort, search, gap="4px 0", align_items="flex-end",
-                             sizing_mode="stretch_width")
+        filters = pn.FlexBox(self.window, self.measure, self.risk, self.sort, search, gap="4px 0",
+                             align_items="flex-end", sizing_mode="stretch_width")
         return pn.Column(filters, self.count, self.table, sizing_mode="stretch_width", min_width=300)
 
 
-def _sorter(sort: str, state: DashboardState) -> dict[str, str]:
+def _sorter(sort: str, state: DashboardState, measure: Measure | None) -> dict[str, str]:
     """The header arrow for the order the rows are really in (riskiest first if the column could not sort)."""
-    key = state.sort_key if sort.lstrip("-") == sort_field(state.sort_key, state.window) else "risk"
+    key = state.sort_key if sort.lstrip("-") == sort_field(state.sort_key, state.window, measure) else "risk"
     return {"field": key, "dir": "desc" if sort.startswith("-") else "asc"}
 
 
-def _titles(window_days: int) -> dict[str, str]:
-    return {"tutor": "Tutor", "rate": f"{window_days}-day rate", "flag": "Risk flag",
+def _titles(window_days: int, measure: Measure | None) -> dict[str, str]:
+    rate = f"{window_days}-day {measure.rate.label}" if measure else f"{window_days}-day rate"
+    return {"tutor": "Tutor", "rate": rate, "flag": "Risk flag",
             "sessions": f"{window_days}-day sessions", "risk": "Risk score", "updated": "Last updated"}
 

@@ -16,12 +16,14 @@ import peewee
 from engine import inbox, queries
 from engine.config import ConfigError, Settings
 from engine.db import release_connections
+from engine.explanations import describe_explanation
 from engine.ingest import ingest as run_ingest
 from engine.ingest import validate_all
 from engine.migrations import migrate, schema_version
 from engine.queue import create_huey
-from engine.registry import RuleLoadError, loaded_rules
+from engine.registry import setting_variable, weight_setting
 from engine.rescoring import rescore_all
+from engine.rulekit import RuleInfo
 from engine.services import Services, build_services
 from engine.tasks import register_tasks
 from engine.terminal import print_table, progress_bars
@@ -31,11 +33,14 @@ from notifications import outbox
 from notifications.delivery import deliver_ready
 
 COMMANDS_GROUP = "tutor_quality.commands"  # packages add tqs subcommands here: fn(command) registers them
-TUTOR_COLUMNS = [  # (field, header, justify): the reschedule rule's rates by window, then the overall standing
-    ("tutor_id", "tutor", "left"), ("name", "name", "left"), ("sessions_30d", "sessions 30d", "right"),
-    ("reschedule_rate_7d", "7d %", "right"), ("reschedule_rate_30d", "30d %", "right"),
-    ("reschedule_rate_90d", "90d %", "right"), ("risk_score", "risk", "right"), ("flagged", "flag", "left"),
-]
+
+
+def tutor_columns(services: Services) -> list[tuple[str, str, str]]:
+    """(field, header, justify): who, sessions, each rule's rate in the window it decides on, the standing."""
+    rates = [(rate.metric(services.rules.window_days(rule)), f"{rate.label} {services.rules.window_days(rule)}d %",
+              "right") for rule, rate in services.metric_names.rates]
+    return [("tutor_id", "tutor", "left"), ("name", "name", "left"), ("sessions_30d", "sessions 30d", "right"),
+            *rates, ("risk_score", "risk", "right"), ("flagged", "flag", "left")]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -43,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env()
         services = build_services(settings)
-    except (ConfigError, RuleLoadError, ValueError) as exc:
+    except (ConfigError, ValueError) as exc:
         print(f"tqs: configuration error: {exc}", file=sys.stderr)
         return 2
     if not args.connect:  # long-running commands manage their own connections
@@ -75,7 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     tutor_cmd = command("tutor", tutor, "one tutor in detail: flags, insights, recommendations")
     tutor_cmd.add_argument("tutor_id")
     tutor_cmd.add_argument("--json", action="store_true")
-    command("rules", rules, "list the loaded rules, their versions and where they came from")
+    rules_cmd = command("rules", rules, "every installed rule: status, version, source and settings")
+    rules_cmd.add_argument("--json", action="store_true")
     api_cmd = command("api", api, "serve the REST API with gunicorn", connect=False)
     api_cmd.add_argument("--bind", default="127.0.0.1:8000")
     api_cmd.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1), help="gunicorn worker processes")
@@ -88,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
     rescore_cmd = command("rescore", rescore, "roll every tutor's windows forward and snapshot through today")
     rescore_cmd.add_argument("--as-of", type=_moment, help="rescore as of this ISO 8601 time (default: now)")
     rescore_cmd.add_argument("--rebuild", action="store_true", help="recompute everything derived from sessions")
+    rescore_cmd.add_argument("--rule", metavar="NAME",
+                             help="recompute this rule's whole history (after it changed); leave the others")
     return parser
 
 
@@ -165,8 +173,9 @@ def tutors(services: Services, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(records, indent=2))
         return 0
-    print_table([(header, justify) for _, header, justify in TUTOR_COLUMNS],
-                [[_cell(record.get(name)) for name, _, _ in TUTOR_COLUMNS] for record in records],
+    columns = tutor_columns(services)
+    print_table([(header, justify) for _, header, justify in columns],
+                [[_cell(record.get(name)) for name, _, _ in columns] for record in records],
                 caption=f"{len(records)} of {total} tutors, {sum(r['flagged'] for r in records)} flagged")
     return 0
 
@@ -207,7 +216,8 @@ def tutor(services: Services, args: argparse.Namespace) -> int:
           f"risk {detail['risk_score']:.0f}/100")
     for flag in detail["flags"]:
         state = f"FLAGGED ({flag['severity']})" if flag["flagged"] else "not flagged"
-        print(f"  {flag['rule']} {flag['rule_version']}: {state}, {flag['explanation'].get('decision', '')}")
+        stale = f" [stale: {flag['error']}]" if flag.get("stale") else ""
+        print(f"  {flag['rule']} {flag['rule_version']}: {state}, {describe_explanation(flag['explanation'])}{stale}")
     for name in services.metric_names:
         print(f"    {name:<28} {_cell(detail.get(name)) or '-'}")
     for heading, lines in (("Insights", detail["insights"]), ("Recommendations", detail["recommendations"])):
@@ -218,9 +228,54 @@ def tutor(services: Services, args: argparse.Namespace) -> int:
 
 
 def rules(services: Services, args: argparse.Namespace) -> int:
-    for rule in loaded_rules(services.pm):
-        print(f"{rule.info.name} {rule.info.version}  {rule.info.description}\n    from {rule.source}: {rule.module}")
-    return 0
+    """Every installed rule: status, version, source, settings (with their variables), and what needs doing."""
+    ruleset = services.rules
+    migrate(services.database)
+    failing, versions = queries.rule_failures(), queries.stored_rule_versions()
+    report = []
+    for status in ruleset.statuses:
+        loaded = ruleset.rules.get(status.name) if status.status == "loaded" else None
+        entry: dict[str, Any] = {"name": status.name, "status": status.status, "version": status.version or None,
+                                 "source": status.source}
+        if status.error:
+            entry["error"] = status.error
+        if loaded:
+            entry.update(description=loaded.info.description, module=loaded.module, settings=[
+                {"name": name, "variable": setting_variable(status.name, name), "value": value,
+                 "default": _default(loaded.info, name), "description": _setting_help(loaded.info, name)}
+                for name, value in loaded.settings.items()])
+            outdated = sum(n for version, n in versions.get(status.name, {}).items() if version != loaded.info.version)
+            if outdated:
+                entry["outdated_tutors"] = outdated
+        if status.name in failing:
+            entry["failing"] = failing[status.name]
+        report.append(entry)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    for entry in report:
+        print(f"{entry['name']} {entry['version'] or ''}  [{entry['status']}]  from {entry['source']}")
+        if entry.get("description"):
+            print(f"    {entry['description']}")
+        if entry.get("error"):
+            print(f"    error: {entry['error']}")
+        for setting in entry.get("settings", []):
+            changed = "" if setting["value"] == setting["default"] else f" (default {setting['default']})"
+            print(f"    {setting['variable']}={setting['value']}{changed}  {setting['description']}")
+        if entry.get("outdated_tutors"):
+            print(f"    {entry['outdated_tutors']} tutors were scored by another version: "
+                  f"run tqs rescore --rule {entry['name']}")
+        if entry.get("failing"):
+            print(f"    failing on {entry['failing']['tutors']} tutors, last: {entry['failing']['last_error']}")
+    return 1 if any(e["status"] == "failed" or e.get("failing") for e in report) else 0
+
+
+def _default(info: RuleInfo, name: str) -> Any:
+    return next((s.default for s in info.settings if s.name == name), weight_setting(info).default)
+
+
+def _setting_help(info: RuleInfo, name: str) -> str:
+    return next((s.description for s in info.settings if s.name == name), weight_setting(info).description)
 
 
 def _as_of_in_the_past(as_of) -> bool:
@@ -278,8 +333,15 @@ def rescore(services: Services, args: argparse.Namespace) -> int:
     migrate(services.database)
     if _as_of_in_the_past(args.as_of):
         return 2
+    if args.rule and args.rule not in services.rules.rules:
+        print(f"tqs rescore: --rule {args.rule!r} is not a loaded rule; loaded: "
+              f"{', '.join(services.rules.names) or 'none'}", file=sys.stderr)
+        return 2
+    if args.rule and args.rebuild:
+        print("tqs rescore: --rebuild recomputes every rule; leave out --rule", file=sys.stderr)
+        return 2
     with progress_bars() as progress:
         count = rescore_all(services.at(args.as_of) if args.as_of else services, rebuild=args.rebuild,
-                            progress=lambda done, total: progress("rescore", done, total))
+                            only_rule=args.rule, progress=lambda done, total: progress("rescore", done, total))
     print(f"rescored {count} tutors", file=sys.stderr)
     return 0

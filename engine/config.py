@@ -33,11 +33,9 @@ class Settings:
     data_dir: Path = Path("data")
     database_url: str = ""
     queue_url: str = ""
-    reschedule_threshold: float = 15.0
-    clear_threshold: float = 12.0
-    primary_window_days: int = 30
-    min_sessions: int = 5
     rules: frozenset[str] | None = None
+    disabled_rules: frozenset[str] = frozenset()
+    rule_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     max_body_bytes: int = 4 * 1024 * 1024
     sweep_after_seconds: int = 180
@@ -75,9 +73,14 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``TQS_*`` variables; unset ones keep their defaults."""
+        """Build settings from ``TQS_*`` variables; unset ones keep their defaults.
+
+        Variables this module does not know are kept in ``rule_env``: the rules declare their own
+        settings (``TQS_RULE_<RULE>_<SETTING>``), and the registry checks them when it loads the rules.
+        """
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {"rule_env": {name: value for name, value in env.items()
+                                                 if name.startswith("TQS_") and name not in _VARIABLES}}
         for name, (attr, parse) in _VARIABLES.items():
             raw = env.get(name)
             if raw is None or raw.strip() == "":
@@ -87,20 +90,6 @@ class Settings:
             except ValueError as exc:
                 raise ConfigError(f"{name}={_shown(name, raw)}: {exc}") from None
         return cls(**values)
-
-
-def _percent(raw: str) -> float:
-    value = float(raw)
-    if not 0 <= value <= 100:
-        raise ValueError("must be a percentage between 0 and 100")
-    return value
-
-
-def _window(raw: str) -> int:
-    value = int(raw)
-    if value not in WINDOW_DAYS:
-        raise ValueError(f"must be one of {', '.join(map(str, WINDOW_DAYS))}")
-    return value
 
 
 def _positive_int(raw: str) -> int:
@@ -173,11 +162,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TQS_DATA_DIR": ("data_dir", Path),
     "TQS_DATABASE_URL": ("database_url", _url),
     "TQS_QUEUE_URL": ("queue_url", _url),
-    "TQS_RESCHEDULE_THRESHOLD": ("reschedule_threshold", _percent),
-    "TQS_CLEAR_THRESHOLD": ("clear_threshold", _percent),
-    "TQS_PRIMARY_WINDOW_DAYS": ("primary_window_days", _window),
-    "TQS_MIN_SESSIONS": ("min_sessions", _positive_int),
     "TQS_RULES": ("rules", _names),
+    "TQS_DISABLED_RULES": ("disabled_rules", _names),
     "TQS_API_KEYS": ("api_keys", _keys),
     "TQS_MAX_BODY_BYTES": ("max_body_bytes", _positive_int),
     "TQS_SWEEP_AFTER_SECONDS": ("sweep_after_seconds", _positive_int),
@@ -211,15 +197,9 @@ def _shown(name: str, raw: str) -> str:
 
 
 def _check(settings: Settings) -> None:
-    if settings.clear_threshold > settings.reschedule_threshold:
-        raise ConfigError(
-            f"TQS_CLEAR_THRESHOLD={settings.clear_threshold:g} must not exceed "
-            f"TQS_RESCHEDULE_THRESHOLD={settings.reschedule_threshold:g}"
-        )
-    if settings.primary_window_days not in WINDOW_DAYS:
-        raise ConfigError(f"TQS_PRIMARY_WINDOW_DAYS={settings.primary_window_days} must be one of 7, 30, 90")
-    if settings.min_sessions < 1:
-        raise ConfigError(f"TQS_MIN_SESSIONS={settings.min_sessions} must be at least 1")
+    both = sorted((settings.rules or frozenset()) & settings.disabled_rules)
+    if settings.rules is not None and both:
+        raise ConfigError(f"TQS_RULES and TQS_DISABLED_RULES both name {', '.join(both)}: choose one")
 
 
 def _check_email(settings: Settings) -> None:

@@ -1,9 +1,10 @@
 """Put a stored flag explanation into words for an admin, whatever rule wrote it.
 
 Rules store their explanation as data (see docs/plugins.md). This reads the documented
-keys (``decision``, ``rate``, ``sessions``, ``window_days``, ``threshold``,
-``clear_threshold``, ``min_sessions``) and says what they mean; anything else a rule
-stores is listed as it is, so a new rule's explanation is never hidden.
+keys (``decision``, ``rate``, ``events`` and ``events_label``, ``sessions`` and
+``base_label``, ``window_days``, ``threshold``, ``clear_threshold``, ``min_sessions``) and
+says what they mean; anything else a rule stores is listed as it is, so a new rule's
+explanation is never hidden.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 DECISIONS = ("above_threshold", "still_above_clear_threshold", "below_clear_threshold", "not_above_threshold",
              "too_few_sessions")
 KNOWN_KEYS = {"rule", "rule_version", "decision", "rate", "sessions", "window_days", "threshold",
-              "clear_threshold", "min_sessions"}
+              "clear_threshold", "min_sessions", "events", "events_label", "base_label"}
 
 
 def describe_explanation(explanation: Mapping[str, Any]) -> str:
@@ -36,12 +37,21 @@ def describe_explanation(explanation: Mapping[str, Any]) -> str:
 def _measured(explanation: Mapping[str, Any]) -> str:
     rate, sessions, days = explanation.get("rate"), explanation.get("sessions"), explanation.get("window_days")
     window = f"{days}-day" if days else "the"
+    base = str(explanation.get("base_label") or "sessions")
     if rate is not None and sessions:
-        moved = next((v for k, v in explanation.items() if k.endswith("_reschedules") and isinstance(v, int)), None)
-        share = f"{moved} of {sessions} sessions" if moved is not None else f"{sessions} sessions"
+        events = explanation.get("events")
+        if events is None:  # explanations stored before rules named their counts
+            events = next((v for k, v in explanation.items() if k.endswith("_reschedules") and isinstance(v, int)),
+                          None)
+        label = explanation.get("events_label")
+        if events is None:
+            share = counted(sessions, base)
+        else:
+            share = (f"{counted(events, label)} in {counted(sessions, base)}" if label
+                     else f"{events} of {counted(sessions, base)}")
         return f"{window} rate {_percent(rate)} ({share})"
     if sessions is not None and days:
-        return f"{sessions} session{'s' if sessions != 1 else ''} in {days} days"
+        return f"{counted(sessions, base)} in {days} days"
     return ""
 
 
@@ -55,9 +65,15 @@ def _reason(decision: str, explanation: Mapping[str, Any]) -> str:
         "below_clear_threshold": f"below the {_percent(clear)} level at which a flag clears"
                                  if clear is not None else "",
         "not_above_threshold": f"not above the {_percent(threshold)} threshold" if threshold is not None else "",
-        "too_few_sessions": f"fewer than the {minimum} sessions needed to flag" if minimum is not None else "",
+        "too_few_sessions": (f"fewer than the {minimum} {explanation.get('base_label') or 'sessions'} needed to flag"
+                             if minimum is not None else ""),
     }
     return reasons.get(decision) or decision.replace("_", " ")
+
+
+def counted(count: int, label: str) -> str:
+    """``1 no-show``, ``3 no-shows``: labels are plural, so one of them drops the final s."""
+    return f"{count:,} {label[:-1] if count == 1 and label.endswith('s') else label}"
 
 
 def _percent(value: Any) -> str:

@@ -2,6 +2,8 @@
 
 A rule is registered through the ``tutor_quality.rules`` entry point group, the built-in
 reschedule-rate rule included. Hook implementations may accept any subset of the arguments.
+The engine calls each rule's hooks on their own, so a rule sees only its own settings and
+flag, and one rule's failure does not stop the others (see docs/plugins.md).
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ from collections.abc import Mapping
 
 import pluggy
 
-from engine.config import Settings
-from engine.rulekit import Advice, Assessment, RuleInfo
+from engine.rulekit import Advice, Assessment, RuleInfo, RuleSettings
 from engine.windows import TutorHistory
 
 PROJECT = "tutor_quality"
@@ -22,19 +23,26 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 @hookspec
 def describe_rule() -> RuleInfo:
-    """Name, version, purpose and metric names of the rule; metric names are global, so prefix them."""
+    """Name, version, purpose, metric names and settings of the rule; metric names are global, so prefix them."""
 
 
 @hookspec
-def assess_tutor(
-    history: TutorHistory, as_of: dt.datetime, previously_flagged: Mapping[str, bool], settings: Settings
-) -> Assessment:
-    """Measure one tutor as of a moment and decide the flag; ``previously_flagged[rule]`` is the
-    rule's flag on the day before, for hysteresis. Runs once per day of history: keep it cheap."""
+def check_settings(settings: RuleSettings) -> None:
+    """Raise ``ValueError`` when the rule's settings, each valid alone, do not fit together."""
+
+
+@hookspec
+def assess_tutor(history: TutorHistory, as_of: dt.datetime, was_flagged: bool, settings: RuleSettings) -> Assessment:
+    """Measure one tutor as of a moment and decide the flag; ``was_flagged`` is this rule's flag on the
+    day before, for hysteresis. Runs once per day of history: keep it cheap."""
 
 
 @hookspec
 def advise_tutor(
-    history: TutorHistory, as_of: dt.datetime, assessments: Mapping[str, Assessment], settings: Settings
-) -> Advice:
-    """Insights and recommendations for the tutor's current assessment (``assessments`` by rule name)."""
+    history: TutorHistory,
+    as_of: dt.datetime,
+    assessment: Assessment,
+    assessments: Mapping[str, Assessment],
+    settings: RuleSettings,
+) -> Advice | None:
+    """Insights and recommendations for this rule's current ``assessment`` (every rule's in ``assessments``)."""

@@ -23,6 +23,7 @@ from engine.models import (
     Reschedule,
     RescoreWaiting,
     RiskEvent,
+    RuleFailure,
     SchemaMigration,
     ScoreSnapshot,
     Session,
@@ -31,6 +32,7 @@ from engine.models import (
     TutorMetric,
     TutorScore,
 )
+from engine.windows import day_of, session_counts
 
 Migration = Callable[[peewee.Database, SchemaMigrator], None]
 _ADVISORY_LOCK_KEY = 7_311_942  # arbitrary, constant: "tutor quality schema"
@@ -57,11 +59,34 @@ def _create_email_reports(database: peewee.Database, migrator: SchemaMigrator) -
     database.create_tables([EmailReport, EmailDelivery], safe=True)
 
 
+def _count_first_sessions(database: peewee.Database, migrator: SchemaMigrator) -> None:
+    """Two daily counts the first-session rule reads, backfilled from the stored sessions."""
+    present = {column.name for column in database.get_columns("tutor_daily_counts")}
+    for name in ("first_session_no_shows", "first_session_tutor_reschedules"):
+        if name not in present:  # a schema created by an earlier migration from today's models has them
+            migrator.add_column("tutor_daily_counts", name, peewee.IntegerField(default=0)).run()
+    totals: dict[tuple[str, object], list[int]] = {}
+    query = (Session.select(Session.tutor, Session.scheduled_time, Session.status, Reschedule.initiator)
+             .join(Reschedule, peewee.JOIN.LEFT_OUTER, on=(Reschedule.session == Session.session_id))
+             .where(Session.is_first_session == True, Session.status.in_(("no_show", "rescheduled")))  # noqa: E712
+             .tuples())
+    for tutor_id, scheduled, status, initiator in query:
+        counts = session_counts(status, initiator, True)
+        total = totals.setdefault((tutor_id, day_of(scheduled)), [0, 0])
+        total[0] += counts.first_session_no_shows
+        total[1] += counts.first_session_tutor_reschedules
+    for (tutor_id, day), (no_shows, moved) in totals.items():
+        TutorDailyCount.update(first_session_no_shows=no_shows, first_session_tutor_reschedules=moved).where(
+            (TutorDailyCount.tutor == tutor_id) & (TutorDailyCount.day == day)).execute()
+    database.create_tables([RuleFailure], safe=True)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "create schema", _create_schema),
     (2, "inbox of accepted sessions", _create_inbox),
     (3, "tutors waiting for a rescore", _create_rescore_waiting),
     (4, "email reports and their deliveries", _create_email_reports),
+    (5, "first-session outcome counts and rule failures", _count_first_sessions),
 ]
 
 

@@ -116,6 +116,8 @@ class TutorDailyCount(BaseModel):
     tutor_reschedules = peewee.IntegerField(default=0)
     student_reschedules = peewee.IntegerField(default=0)
     first_sessions = peewee.IntegerField(default=0)
+    first_session_no_shows = peewee.IntegerField(default=0)
+    first_session_tutor_reschedules = peewee.IntegerField(default=0)
 
     class Meta:
         table_name = "tutor_daily_counts"
@@ -142,8 +144,22 @@ class TutorScore(BaseModel):
         indexes = ((("rule", "flagged"), False),)
 
 
+class RuleFailure(BaseModel):
+    """A rule that raised while scoring a tutor; its previous result is kept until it scores the tutor again."""
+
+    tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", on_delete="CASCADE")
+    rule = peewee.CharField(max_length=64)
+    rule_version = peewee.CharField(max_length=32)
+    error = peewee.TextField()
+    failed_at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "rule_failures"
+        primary_key = peewee.CompositeKey("tutor", "rule")
+
+
 class TutorMetric(BaseModel):
-    """One current metric value (e.g. ``reschedule_rate_30d``), kept in rows so any metric sorts and filters."""
+    """One current metric value (e.g. ``sessions_30d``), kept in rows so any metric sorts and filters."""
 
     tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", on_delete="CASCADE")
     name = peewee.CharField(max_length=64)
@@ -297,6 +313,7 @@ MODELS = [
     Reschedule,
     TutorDailyCount,
     TutorScore,
+    RuleFailure,
     TutorMetric,
     ScoreSnapshot,
     RiskEvent,

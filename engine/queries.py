@@ -2,8 +2,8 @@
 
 The CLI, the API and the dashboard all read through here; no SQL lives anywhere else.
 A tutor record is the tutor's id, name, flag, risk score and update time plus every
-metric of every loaded rule (``sessions_7d`` ... ``reschedule_rate_90d`` from the
-built-in rule), so a new rule's metrics show up everywhere without touching readers.
+metric the engine measures (``sessions_7d`` ...) and every metric of every loaded rule,
+so a new rule's metrics show up everywhere without touching readers.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from engine.models import (
     Reschedule,
     RescoreWaiting,
     RiskEvent,
+    RuleFailure,
     ScoreSnapshot,
     Session,
     Tutor,
@@ -113,10 +114,16 @@ def get_tutor_detail(tutor_id: str, metric_names: MetricNames) -> dict[str, Any]
     record = get_tutor_record(tutor_id, metric_names)
     if record is None:
         return None
-    scores = list(TutorScore.select().where(TutorScore.tutor == tutor_id).order_by(TutorScore.rule))
+    scores = TutorScore.select().where(TutorScore.tutor == tutor_id).order_by(TutorScore.rule)
+    if metric_names.rules is not None:
+        scores = scores.where(TutorScore.rule.in_(metric_names.rules or ("",)))
+    order = {rule: index for index, rule in enumerate(metric_names.rules or ())}
+    scores = sorted(scores, key=lambda score: (order.get(score.rule, len(order)), score.rule))
+    failures = {f.rule: f for f in RuleFailure.select().where(RuleFailure.tutor == tutor_id)}
     record["flags"] = [
         dict(rule=s.rule, rule_version=s.rule_version, flagged=s.flagged, severity=s.severity,
-             risk_score=s.risk_score, explanation=s.explanation, as_of=_iso(s.as_of))
+             risk_score=s.risk_score, explanation=s.explanation, as_of=_iso(s.as_of),
+             **_staleness(s.rule, failures, metric_names))
         for s in scores
     ]
     record["insights"] = [line for s in scores for line in s.insights]
@@ -124,6 +131,35 @@ def get_tutor_detail(tutor_id: str, metric_names: MetricNames) -> dict[str, Any]
     record["recent_reschedules"] = [_reschedule(r) for r in _reschedules(tutor_id).limit(RECENT_RESCHEDULES)]
     record["session_summary"] = _session_summary(tutor_id)
     return record
+
+
+def _staleness(rule: str, failures: dict[str, RuleFailure], metric_names: MetricNames) -> dict[str, Any]:
+    """``stale`` when the rule could not score the tutor lately: its result is the last one it gave."""
+    if rule in failures:
+        failure = failures[rule]
+        return {"stale": True, "error": failure.error, "failing_since": _iso(failure.failed_at)}
+    if rule in metric_names.failed:
+        return {"stale": True, "error": "the rule failed to load (see tqs rules)", "failing_since": None}
+    return {"stale": False}
+
+
+def rule_failures() -> dict[str, dict[str, Any]]:
+    """Per rule, how many tutors it currently fails on, and its latest error."""
+    found: dict[str, dict[str, Any]] = {}
+    for row in RuleFailure.select().order_by(RuleFailure.failed_at):
+        entry = found.setdefault(row.rule, {"tutors": 0})
+        entry.update(tutors=entry["tutors"] + 1, last_error=row.error, last_failed_at=_iso(row.failed_at))
+    return found
+
+
+def stored_rule_versions() -> dict[str, dict[str, int]]:
+    """Per rule, how many tutors' current scores each version of it wrote."""
+    rows = (TutorScore.select(TutorScore.rule, TutorScore.rule_version, peewee.fn.COUNT(TutorScore.tutor))
+            .group_by(TutorScore.rule, TutorScore.rule_version).tuples())
+    found: dict[str, dict[str, int]] = {}
+    for rule, version, count in rows:
+        found.setdefault(rule, {})[version] = count
+    return found
 
 
 def get_tutor_history(
@@ -154,6 +190,7 @@ def get_tutor_history(
         point: dict[str, Any] = {"date": day.isoformat(), **dict.fromkeys(metric_names)}
         point.update(snapshot.metrics if snapshot else {})
         point["flagged"] = snapshot.flagged if snapshot else _flag_on(day, risk_events)
+        point["flags"] = dict(snapshot.flags) if snapshot else {}
         points.append(point)
     since = dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)
     events = [
@@ -177,18 +214,27 @@ def _flag_on(day: dt.date, events: list[RiskEvent]) -> bool:
 def _records(tutors: Sequence[Tutor], metric_names: MetricNames) -> list[dict[str, Any]]:
     ids = [t.tutor_id for t in tutors]
     values: dict[str, dict[str, float | None]] = {tutor_id: {} for tutor_id in ids}
+    flagged_by: dict[str, list[str]] = {tutor_id: [] for tutor_id in ids}
     if ids:
         for metric in TutorMetric.select().where(TutorMetric.tutor.in_(ids)):
             values[metric.tutor_id][metric.name] = metric.value
-    return [_record(t, values[t.tutor_id], metric_names) for t in tutors]
+        order = {rule: index for index, rule in enumerate(metric_names.rules or ())}
+        flags = TutorScore.select(TutorScore.tutor, TutorScore.rule).where(
+            TutorScore.tutor.in_(ids) & TutorScore.flagged)
+        for tutor_id, rule in sorted(flags.tuples(), key=lambda row: (order.get(row[1], len(order)), row[1])):
+            if metric_names.rules is None or rule in order:
+                flagged_by[tutor_id].append(rule)
+    return [_record(t, values[t.tutor_id], flagged_by[t.tutor_id], metric_names) for t in tutors]
 
 
-def _record(tutor: Tutor, metrics: dict[str, float | None], metric_names: MetricNames) -> dict[str, Any]:
+def _record(tutor: Tutor, metrics: dict[str, float | None], flagged_by: list[str],
+            metric_names: MetricNames) -> dict[str, Any]:
     record: dict[str, Any] = {"tutor_id": tutor.tutor_id, "name": tutor.name}
     for name in metric_names:
         value = metrics.get(name)
         record[name] = int(value) if value is not None and name in metric_names.counts else value
     record["flagged"] = tutor.flagged
+    record["flagged_by"] = flagged_by
     record["risk_score"] = tutor.risk_score
     record["updated_at"] = _iso(tutor.scored_at)
     return record
@@ -288,6 +334,14 @@ def _iso(moment: dt.datetime | None) -> str | None:
 
 def flagged_tutor_ids() -> set[str]:
     return {row.tutor_id for row in Tutor.select(Tutor.tutor_id).where(Tutor.flagged)}
+
+
+def flagged_tutor_ids_by_rule() -> dict[str, set[str]]:
+    """Per rule, the tutors it flags now."""
+    found: dict[str, set[str]] = {}
+    for rule, tutor_id in TutorScore.select(TutorScore.rule, TutorScore.tutor).where(TutorScore.flagged).tuples():
+        found.setdefault(rule, set()).add(tutor_id)
+    return found
 
 
 def list_risk_events(kind: str | None = None, tutor_id: str | None = None) -> list[dict[str, Any]]:

@@ -1,94 +1,225 @@
-"""Build the plugin manager: hook specs, then every rule from the ``tutor_quality.rules`` entry points.
+"""Load the rules: every ``tutor_quality.rules`` entry point, each checked and given its settings.
 
 The built-in reschedule-rate rule is one of those entry points (see ``setup.cfg``), so it
-loads exactly as a third-party rule does. ``TQS_RULES`` restricts which rules load.
-A fresh manager per caller keeps tests from leaking plugins into each other.
+loads exactly as a third-party rule does. ``TQS_RULES`` chooses which rules run and
+``TQS_DISABLED_RULES`` leaves some out. A rule that fails to import or to describe itself
+is logged and skipped (its status says why); a bad setting value stops start-up with a
+message naming the variable. A fresh registry per caller keeps tests from leaking plugins.
 """
 
 from __future__ import annotations
 
 import importlib.metadata
+import logging
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 import pluggy
 
 from engine import hookspecs
-from engine.config import Settings
-from engine.rulekit import MetricNames, RuleInfo
+from engine.config import ConfigError, Settings
+from engine.logs import log_event
+from engine.rulekit import NAME_PATTERN, RuleInfo, RuleSettings, Setting
+from engine.ruleset import ENGINE_METRICS, LoadedRule, RuleError, RuleSet, RuleStatus
+from engine.windows import WINDOW_DAYS
 
 ENTRY_POINT_GROUP = "tutor_quality.rules"
+RULE_PREFIX = "TQS_RULE_"
+WEIGHT = "weight"
+log = logging.getLogger("tutor_quality.rules")
 
 
 class RuleLoadError(RuntimeError):
-    """A rule plugin is broken: misspelled hook, missing ``describe_rule``, duplicate name."""
+    """One rule cannot be used as written: misspelled hook, no ``describe_rule``, a clash with another rule."""
 
 
 @dataclass(frozen=True)
-class LoadedRule:
-    info: RuleInfo
-    module: str
+class _Candidate:
+    name: str
+    load: Callable[[], object]
     source: str
 
 
-def get_plugin_manager(
-    settings: Settings, extra_plugins: Iterable[object] = (), entry_points: bool = True
-) -> pluggy.PluginManager:
-    """Specs first, then entry-point rules (filtered by ``settings.rules``), then ``extra_plugins``."""
+def setting_variable(rule: str, setting: str) -> str:
+    """``TQS_RULE_MY_RULE_THRESHOLD`` for rule ``my_rule``, setting ``threshold``."""
+    return f"{RULE_PREFIX}{rule.upper()}_{setting.upper()}"
+
+
+def weight_setting(info: RuleInfo) -> Setting:
+    """The setting every rule has: its share of the overall risk score."""
+    return Setting(WEIGHT, float(info.weight), "how much this rule counts in the overall risk score (0 ignores it)",
+                   minimum=0.0, maximum=10.0)
+
+
+def load_rules(settings: Settings, extra_plugins: Iterable[object] = (), entry_points: bool = True) -> RuleSet:
+    """Every installed rule (entry points, then ``extra_plugins``), chosen by ``TQS_RULES`` / ``TQS_DISABLED_RULES``."""
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    if entry_points:
-        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-            if settings.rules is not None and entry_point.name not in settings.rules:
-                continue
-            if pm.has_plugin(entry_point.name):
-                continue
-            pm.register(entry_point.load(), name=entry_point.name)
-    for plugin in extra_plugins:
-        pm.register(plugin)
-    _check(pm)
-    return pm
+    candidates = _entry_point_candidates() if entry_points else []
+    candidates += [_Candidate(_declared_name(plugin), lambda plugin=plugin: plugin, "registered directly")
+                   for plugin in extra_plugins]
+    _check_chosen(settings, [c.name for c in candidates])
+    loaded: list[LoadedRule] = []
+    statuses: list[RuleStatus] = []
+    metric_owners = dict.fromkeys(ENGINE_METRICS, "the engine")
+    for candidate in candidates:
+        chosen = settings.rules is None or candidate.name in settings.rules
+        if not chosen or candidate.name in settings.disabled_rules:
+            statuses.append(RuleStatus(candidate.name, "disabled", candidate.source))
+            continue
+        try:
+            if pm.has_plugin(candidate.name):
+                raise RuleLoadError(f"another installed rule is already called {candidate.name!r}")
+            plugin = candidate.load()
+            info = _register(pm, candidate.name, plugin, metric_owners)
+        except Exception as exc:  # a broken rule must not take the others down
+            error = str(exc) if isinstance(exc, RuleLoadError) else f"{type(exc).__name__}: {exc}"
+            log_event(log, "rule_failed_to_load", logging.ERROR, rule=candidate.name, error=error)
+            statuses.append(RuleStatus(candidate.name, "failed", candidate.source, error=error))
+            continue
+        rule_settings = _rule_settings(pm, info, settings.rule_env)
+        module = getattr(plugin, "__name__", type(plugin).__module__)
+        source = candidate.source if candidate.source != "registered directly" else _direct_source(module)
+        loaded.append(LoadedRule(info, module, source, rule_settings, float(rule_settings[WEIGHT])))
+        statuses.append(RuleStatus(info.name, "loaded", source, info.version))
+        metric_owners.update(dict.fromkeys(info.metrics, info.name))
+    _check_rule_variables(settings.rule_env, loaded, [s.name for s in statuses])
+    return RuleSet(pm, loaded, statuses)
 
 
-def _check(pm: pluggy.PluginManager) -> None:
+def _entry_point_candidates() -> list[_Candidate]:
+    found = []
+    for entry_point in sorted(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name):
+        dist = entry_point.dist
+        source = f"{dist.name} {dist.version} (entry point)" if dist else f"{entry_point.value} (entry point)"
+        found.append(_Candidate(entry_point.name, entry_point.load, source))
+    return found
+
+
+def _declared_name(plugin: object) -> str:
+    describe = getattr(plugin, "describe_rule", None)
     try:
-        pm.check_pending()
-    except pluggy.PluginValidationError as exc:
-        raise RuleLoadError(str(exc)) from exc
-    names: set[str] = set()
-    described = {impl.plugin for impl in pm.hook.describe_rule.get_hookimpls()}
-    for plugin in pm.get_plugins():
-        if plugin not in described:
-            raise RuleLoadError(f"plugin {pm.get_name(plugin)!r} does not implement describe_rule")
-    for info in pm.hook.describe_rule():
-        if info.name in names:
-            raise RuleLoadError(f"two rules are named {info.name!r}")
-        names.add(info.name)
+        return describe().name  # type: ignore[misc]
+    except Exception:
+        return getattr(plugin, "__name__", type(plugin).__name__)
 
 
-def loaded_rules(pm: pluggy.PluginManager) -> list[LoadedRule]:
-    """The registered rules with where each came from (distribution and version, or 'registered directly')."""
-    distributions = importlib.metadata.packages_distributions()
-    rules = []
-    for impl in pm.hook.describe_rule.get_hookimpls():
-        module = getattr(impl.plugin, "__name__", type(impl.plugin).__module__)
-        rules.append(LoadedRule(impl.function(), module, _source(module, distributions)))
-    return sorted(rules, key=lambda rule: rule.info.name)
+def _register(pm: pluggy.PluginManager, name: str, plugin: object, metric_owners: Mapping[str, str]) -> RuleInfo:
+    """Register one rule under its name and check it; on any problem it is unregistered again."""
+    pm.register(plugin, name=name)
+    try:
+        try:
+            pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise RuleLoadError(str(exc)) from None
+        impls = [impl for impl in pm.hook.describe_rule.get_hookimpls() if impl.plugin_name == name]
+        if not impls:
+            raise RuleLoadError(f"{name!r} does not implement describe_rule")
+        info = impls[0].function()
+        _check_info(name, info, metric_owners)
+        return info
+    except BaseException:
+        pm.unregister(name=name)
+        raise
 
 
-def metric_names(pm: pluggy.PluginManager) -> MetricNames:
-    """Every metric any loaded rule produces, in rule then declaration order, with which are counts."""
-    infos = sorted(pm.hook.describe_rule(), key=lambda info: info.name)
-    return MetricNames(tuple(name for info in infos for name in info.metrics),
-                       frozenset(name for info in infos for name in info.counts))
+def _check_info(name: str, info: object, metric_owners: Mapping[str, str]) -> None:
+    if not isinstance(info, RuleInfo):
+        raise RuleLoadError(f"describe_rule returned {type(info).__name__}, not a RuleInfo")
+    if info.name != name:
+        raise RuleLoadError(f"the entry point is named {name!r} but the rule calls itself {info.name!r}: "
+                            "use the rule's name for both")
+    if not NAME_PATTERN.match(info.name):
+        raise RuleLoadError(f"rule name {info.name!r} must be lower case letters, digits and _ (it names variables)")
+    if not isinstance(info.version, str) or not info.version:
+        raise RuleLoadError("describe_rule must give a version string")
+    for metric in info.metrics:
+        if metric in metric_owners:
+            raise RuleLoadError(f"metric {metric!r} is already produced by {metric_owners[metric]}: "
+                                "prefix metric names with what the rule measures")
+    missing = sorted(set(info.counts) - set(info.metrics))
+    if missing:
+        raise RuleLoadError(f"counts {', '.join(missing)} are not among its metrics")
+    if info.rate is not None:
+        wanted = [info.rate.metric(d) for d in WINDOW_DAYS] + [info.rate.events_metric(d) for d in WINDOW_DAYS]
+        if info.rate.base != "sessions":
+            wanted += [info.rate.base_metric(d) for d in WINDOW_DAYS]
+        absent = [metric for metric in wanted if metric not in info.metrics]
+        if absent:
+            raise RuleLoadError(f"its rate needs the metrics {', '.join(absent)}")
+    names = [setting.name for setting in info.settings]
+    for setting in info.settings:
+        if not isinstance(setting, Setting) or not NAME_PATTERN.match(setting.name):
+            raise RuleLoadError(f"setting {setting!r} must be a Setting named in lower case")
+        if setting.name == WEIGHT or names.count(setting.name) > 1:
+            raise RuleLoadError(f"setting {setting.name!r} is declared twice (every rule has a weight)")
+        try:
+            setting.check(setting.default)
+        except ValueError as exc:
+            raise RuleLoadError(f"the default of setting {setting.name!r} {exc}") from None
 
 
-def _source(module: str, distributions: dict[str, list[str]]) -> str:
-    top = module.split(".")[0]
-    for dist in distributions.get(top, []):
-        entry_points = importlib.metadata.distribution(dist).entry_points
-        if any(ep.group == ENTRY_POINT_GROUP and ep.value.split(":")[0] == module for ep in entry_points):
-            return f"{dist} {importlib.metadata.version(dist)} (entry point)"
+def _rule_settings(pm: pluggy.PluginManager, info: RuleInfo, env: Mapping[str, str]) -> RuleSettings:
+    """The rule's declared settings with the values of their variables, each checked; ConfigError names a bad one."""
+    values = {}
+    chosen = []  # the variables that set something, for an error about how settings fit together
+    for setting in (*info.settings, weight_setting(info)):
+        variable = setting_variable(info.name, setting.name)
+        given = [(name, env[name]) for name in (variable, *setting.aliases) if env.get(name, "").strip()]
+        if len({raw.strip() for _, raw in given}) > 1:
+            raise ConfigError(f"{' and '.join(name for name, _ in given)} disagree: set one of them")
+        if not given:
+            values[setting.name] = setting.default
+            continue
+        name, raw = given[0]
+        chosen.append(f"{name}={raw.strip()}")
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{name}={raw.strip()!r}: {exc} ({setting.description})") from None
+    rule_settings = RuleSettings(values)
+    for impl in pm.hook.check_settings.get_hookimpls():
+        if impl.plugin_name == info.name:
+            try:
+                impl.function(*[{"settings": rule_settings}[arg] for arg in impl.argnames])
+            except ValueError as exc:
+                set_by = f" (set: {', '.join(chosen)})" if chosen else ""
+                raise ConfigError(f"rule {info.name!r} settings{set_by}: {exc}") from None
+    return rule_settings
+
+
+def _check_chosen(settings: Settings, installed: list[str]) -> None:
+    for variable, chosen in (("TQS_RULES", settings.rules or frozenset()),
+                             ("TQS_DISABLED_RULES", settings.disabled_rules)):
+        unknown = sorted(chosen - set(installed))
+        if unknown:
+            raise ConfigError(f"{variable} names {', '.join(unknown)}, which no installed rule is called; "
+                              f"installed: {', '.join(sorted(set(installed))) or 'none'}")
+
+
+def _check_rule_variables(env: Mapping[str, str], loaded: list[LoadedRule], installed: list[str]) -> None:
+    """A ``TQS_RULE_*`` variable that no rule declares is a typo, not something to ignore.
+
+    Variables of rules that are installed but not loaded (disabled, failed) are left alone.
+    """
+    declared = {setting_variable(rule.name, name): rule for rule in loaded for name in rule.settings}
+    owners = sorted(set(installed), key=len, reverse=True)
+    for variable in sorted(name for name in env if name.startswith(RULE_PREFIX)):
+        if variable in declared:
+            continue
+        owner = next((rule for rule in owners if variable.startswith(f"{RULE_PREFIX}{rule.upper()}_")), None)
+        if owner is None:
+            raise ConfigError(f"{variable} names no installed rule (installed: {', '.join(sorted(set(installed)))})")
+        rule = next((rule for rule in loaded if rule.name == owner), None)
+        if rule is not None:
+            known = ", ".join(setting_variable(rule.name, name) for name in rule.settings)
+            raise ConfigError(f"{variable} is not a setting of rule {owner!r}; its settings are {known}")
+
+
+def _direct_source(module: str) -> str:
     origin = getattr(sys.modules.get(module), "__file__", None)
     return f"registered directly ({origin or module})"
+
+
+__all__ = ["ENTRY_POINT_GROUP", "RuleError", "RuleLoadError", "load_rules", "setting_variable"]

@@ -17,14 +17,25 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.db import write_transaction
 from engine.history import first_session_day, load_history, recount_all_days
+from engine.logs import log_event
 from engine.models import RescoreWaiting, Tutor
-from engine.results import clear_derived, load_snapshots, write_current, write_events, write_snapshots
+from engine.results import (
+    clear_derived,
+    load_snapshots,
+    stored_verdicts,
+    write_current,
+    write_events,
+    write_failures,
+    write_snapshots,
+)
+from engine.ruleset import RuleError
 from engine.series import compute_series, transitions
 from engine.services import Services
 from engine.sql import Sql, from_db_day, from_db_time, to_db_day, to_db_time
@@ -35,7 +46,7 @@ from engine.windows import day_of
 HISTORY_HORIZON = dt.timedelta(days=400)
 CLAIM_CHUNK = 16
 RETRY_BACKOFF_SECONDS = (2, 8, 30, 120, 600)
-
+log = logging.getLogger("tutor_quality.rules")
 
 
 @dataclass(frozen=True)
@@ -68,7 +79,7 @@ class RescoreRound:
 
 
 def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = False, rebuild: bool = False,
-                  claim: Claim | None = None) -> Rescored | None:
+                  claim: Claim | None = None, only_rule: str | None = None) -> Rescored | None:
     """Rescore one tutor in one transaction, from the earliest day its waiting row names (else from its
     last snapshot, or its first session), and clear the waiting row; ``None`` when there was nothing to do.
 
@@ -76,6 +87,10 @@ def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = Fa
     since. Snapshots are written up to the tutor's latest session day, or with ``through_today``
     up to today. Time only moves forward for a tutor: a clock behind its last scoring is taken
     as that moment instead.
+
+    With ``only_rule``, that rule alone is recomputed over the tutor's whole history (after it
+    changed); every other rule's results stay as stored. A rule that fails on this tutor keeps
+    its previous results too, and the failure is recorded (``rule_failures``) until it succeeds.
     """
     started = time.perf_counter()
     sql = Sql(services.database)
@@ -92,6 +107,8 @@ def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = Fa
             clear_derived(tutor_id)
             recount_all_days(tutor_id)
             series_through = earliest = None
+        if only_rule:  # the rule's whole history
+            earliest = first_session_day(tutor_id)
         now = max(services.clock(), scored_at or services.clock())
         today = day_of(now)
         changed_from = earliest or series_through or first_session_day(tutor_id) or today
@@ -102,22 +119,38 @@ def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = Fa
         existing = load_snapshots(sql, tutor_id, start - dt.timedelta(days=1), persist_end)
         before = existing.get(start - dt.timedelta(days=1))
         previous_flags = dict(before.flags) if before else {}
-        points = compute_series(services.pm, services.settings, history, start, now, previous_flags)
-        write_snapshots(sql, tutor_id, [p for p in points if p.day <= persist_end], existing)
-        write_events(sql, tutor_id, start, transitions(points, previous_flags), now)
+        rules = services.rules
+        series = compute_series(rules, history, start, now, previous_flags,
+                                only=frozenset({only_rule}) if only_rule else None)
+        points, failed = series.points, dict(series.failures)
         current = points[-1]
-        advice = {a.rule: a for a in services.pm.hook.advise_tutor(
-            history=history, as_of=current.as_of, assessments=current.assessments, settings=services.settings)}
-        write_current(sql, tutor_id, current, advice)
-        risk = max((a.risk_score for a in current.assessments.values()), default=0.0)
+        advice = {}
+        for name in current.assessments:
+            try:
+                advice[name] = rules.advise(name, history, current.as_of, current.assessments)
+            except RuleError as exc:  # its verdict stands; the advice is missing and the failure recorded
+                failed[name] = exc
+        kept = rules.kept | frozenset(series.failures) | (frozenset(rules.names) - {only_rule} if only_rule
+                                                          else frozenset())
+        write_snapshots(sql, tutor_id, [p for p in points if p.day <= persist_end], existing, kept)
+        write_events(sql, tutor_id, start, transitions(points, previous_flags), now, current.assessments)
+        verdicts = stored_verdicts(sql, tutor_id, kept)
+        write_current(sql, tutor_id, current, advice, kept)
+        write_failures(sql, tutor_id, {name: (rules.rules[name].info.version, exc.problem)
+                                       for name, exc in failed.items()}, current.assessments, now)
+        for name, exc in series.failures.items():
+            log_event(log, "rule_failed", logging.ERROR, rule=name, tutor_id=tutor_id, error=exc.problem)
+        verdicts.update({name: (a.flagged, a.risk_score) for name, a in current.assessments.items()})
+        flagged = any(flag for flag, _ in verdicts.values())
+        risk = rules.overall_risk({name: risk for name, (_, risk) in verdicts.items()})
         sql.run("UPDATE tutors SET series_through = {p}, flagged = {p}, risk_score = {p}, scored_at = {p} "
                 "WHERE tutor_id = {p}",
-                (to_db_day(max(persist_end, series_through or persist_end)), current.flagged, risk, to_db_time(now),
+                (to_db_day(max(persist_end, series_through or persist_end)), flagged, risk, to_db_time(now),
                  tutor_id))
         if waiting:
             sql.run("DELETE FROM rescore_waiting WHERE tutor_id = {p}", (tutor_id,))
     waited = (now - claim.waiting_since).total_seconds() if claim else 0.0
-    return Rescored(tutor_id, current.flagged, len(points), max(waited, 0.0), 1000 * (time.perf_counter() - started))
+    return Rescored(tutor_id, flagged, len(points), max(waited, 0.0), 1000 * (time.perf_counter() - started))
 
 
 def claim_waiting(services: Services, limit: int, lease: dt.timedelta,
@@ -199,16 +232,17 @@ def rescore_waiting(services: Services, *, delay: dt.timedelta = dt.timedelta(0)
     return outcome
 
 
-def rescore_all(services: Services, *, rebuild: bool = False,
+def rescore_all(services: Services, *, rebuild: bool = False, only_rule: str | None = None,
                 progress: Callable[[int, int], None] | None = None) -> int:
     """Roll every tutor's windows forward to now and snapshot through today (one transaction per tutor).
 
-    With ``rebuild``, first forget everything derived and recompute from the sessions alone.
+    With ``rebuild``, first forget everything derived and recompute from the sessions alone; with
+    ``only_rule``, recompute that rule's whole history and leave the others' results as they are.
     """
     with services.database.connection_context():
         tutor_ids = [t.tutor_id for t in Tutor.select(Tutor.tutor_id).order_by(Tutor.tutor_id)]
         for done, tutor_id in enumerate(tutor_ids, start=1):
-            rescore_tutor(services, tutor_id, through_today=True, rebuild=rebuild)
+            rescore_tutor(services, tutor_id, through_today=True, rebuild=rebuild, only_rule=only_rule)
             if progress:
                 progress(done, len(tutor_ids))
     return len(tutor_ids)

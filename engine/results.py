@@ -10,8 +10,9 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from engine.models import RiskEvent, ScoreSnapshot, TutorDailyCount, TutorMetric, TutorScore
+from engine.models import RiskEvent, RuleFailure, ScoreSnapshot, TutorDailyCount, TutorMetric, TutorScore
 from engine.rulekit import Advice
+from engine.ruleset import ENGINE_OWNER
 from engine.series import RiskTransition, SeriesPoint
 from engine.sql import Sql, flatten, from_db_day, from_db_json, from_db_time, to_db_day, to_db_json, to_db_time
 
@@ -33,16 +34,27 @@ def load_snapshots(sql: Sql, tutor_id: str, first: dt.date, last: dt.date) -> di
 
 
 def write_snapshots(sql: Sql, tutor_id: str, points: Iterable[SeriesPoint],
-                    existing: Mapping[dt.date, StoredSnapshot]) -> int:
-    """Upsert the snapshots whose values changed; returns how many were written."""
+                    existing: Mapping[dt.date, StoredSnapshot], kept: frozenset[str] = frozenset()) -> int:
+    """Upsert the snapshots whose values changed; returns how many were written.
+
+    The flags of ``kept`` rules (which did not run) and every metric not measured now are
+    carried over from the stored snapshot of the day, or of the latest day before it.
+    """
     rows = []
+    points = list(points)
+    latest = existing.get(points[0].day - dt.timedelta(days=1)) if points else None
     for point in points:
         old = existing.get(point.day)
+        base = old or latest  # a day not stored before carries what was last known
+        latest = base
         metrics, flags = point.metrics, point.flags
+        if base:
+            metrics = {**base.metrics, **metrics}
+            flags = {**{rule: flag for rule, flag in base.flags.items() if rule in kept}, **flags}
         if old and old.as_of == point.as_of and old.metrics == metrics and old.flags == flags:
             continue
         rows.append((tutor_id, to_db_day(point.day), to_db_time(point.as_of), to_db_json(metrics), to_db_json(flags),
-                     point.flagged))
+                     any(flags.values())))
     if rows:
         sql.run(
             "INSERT INTO score_snapshots (tutor_id, day, as_of, metrics, flags, flagged) "
@@ -54,13 +66,19 @@ def write_snapshots(sql: Sql, tutor_id: str, points: Iterable[SeriesPoint],
     return len(rows)
 
 
-def write_events(sql: Sql, tutor_id: str, start: dt.date, found: list[RiskTransition], now: dt.datetime) -> None:
-    """Make the stored events from ``start`` on equal the derived ones, keeping rows that still hold exactly."""
+def write_events(sql: Sql, tutor_id: str, start: dt.date, found: list[RiskTransition], now: dt.datetime,
+                 rules: Iterable[str]) -> None:
+    """Make the stored events of ``rules`` from ``start`` on equal the derived ones, keeping rows that still
+    hold exactly; other rules' events are left alone."""
+    rules = sorted(rules)
+    if not rules:
+        return
     stored = {
         (rule, kind, from_db_day(day)): (event_id, severity, from_db_json(explanation))
         for event_id, rule, kind, day, severity, explanation in sql.all(
-            "SELECT id, rule, kind, day, severity, explanation FROM risk_events WHERE tutor_id = {p} AND day >= {p}",
-            (tutor_id, to_db_day(start)),
+            "SELECT id, rule, kind, day, severity, explanation FROM risk_events WHERE tutor_id = {p} AND day >= {p} "
+            f"AND rule IN ({sql.marks(len(rules))})",
+            (tutor_id, to_db_day(start), *rules),
         )
     }
     wanted = {(t.rule, t.kind, t.day): t for t in found}
@@ -82,8 +100,17 @@ def write_events(sql: Sql, tutor_id: str, start: dt.date, found: list[RiskTransi
         )
 
 
-def write_current(sql: Sql, tutor_id: str, current: SeriesPoint, advice: Mapping[str, Advice]) -> None:
-    """The current verdict of every rule, and every current metric value that changed."""
+def write_current(sql: Sql, tutor_id: str, current: SeriesPoint, advice: Mapping[str, Advice],
+                  kept: frozenset[str] = frozenset()) -> None:
+    """The current verdict of every rule that ran, and every current metric value that changed.
+
+    Results of ``kept`` rules stay as they are; those of any other rule (disabled, uninstalled) go.
+    """
+    keep = sorted({*current.assessments, *kept})
+    sql.run(f"DELETE FROM tutor_scores WHERE tutor_id = {{p}} AND rule NOT IN ({sql.marks(len(keep))})"
+            if keep else "DELETE FROM tutor_scores WHERE tutor_id = {p}", (tutor_id, *keep))
+    sql.run(f"DELETE FROM tutor_metrics WHERE tutor_id = {{p}} AND rule NOT IN ({sql.marks(len(keep) + 1)})",
+            (tutor_id, ENGINE_OWNER, *keep))
     scores = [
         (tutor_id, rule, a.version, a.flagged, a.severity, a.risk_score, to_db_json(a.explanation),
          to_db_json(advice[rule].insights if rule in advice else []),
@@ -101,10 +128,11 @@ def write_current(sql: Sql, tutor_id: str, current: SeriesPoint, advice: Mapping
             flatten(scores),
         )
     stored = dict(sql.all("SELECT name, value FROM tutor_metrics WHERE tutor_id = {p}", (tutor_id,)))
+    owned = [(ENGINE_OWNER, current.activity)] + [(rule, a.metrics) for rule, a in sorted(current.assessments.items())]
     metrics = [
         (tutor_id, name, rule, value)
-        for rule, a in sorted(current.assessments.items())
-        for name, value in a.metrics.items()
+        for rule, values in owned
+        for name, value in values.items()
         if name not in stored or stored[name] != value
     ]
     if metrics:
@@ -115,7 +143,33 @@ def write_current(sql: Sql, tutor_id: str, current: SeriesPoint, advice: Mapping
         )
 
 
+def stored_verdicts(sql: Sql, tutor_id: str, rules: Iterable[str]) -> dict[str, tuple[bool, float]]:
+    """The stored (flagged, risk score) of some rules, for rules that keep their previous result."""
+    rules = sorted(rules)
+    if not rules:
+        return {}
+    rows = sql.all(f"SELECT rule, flagged, risk_score FROM tutor_scores WHERE tutor_id = {{p}} "
+                   f"AND rule IN ({sql.marks(len(rules))})", (tutor_id, *rules))
+    return {rule: (bool(flagged), float(risk)) for rule, flagged, risk in rows}
+
+
+def write_failures(sql: Sql, tutor_id: str, failed: Mapping[str, tuple[str, str]], succeeded: Iterable[str],
+                   now: dt.datetime) -> None:
+    """Record the rules that failed on this tutor (rule -> (version, error)); forget those that now succeeded."""
+    succeeded = sorted(set(succeeded) - set(failed))
+    if succeeded:
+        sql.run(f"DELETE FROM rule_failures WHERE tutor_id = {{p}} AND rule IN ({sql.marks(len(succeeded))})",
+                (tutor_id, *succeeded))
+    rows = [(tutor_id, rule, version, error[:2000], to_db_time(now))
+            for rule, (version, error) in sorted(failed.items())]
+    if rows:
+        sql.run(f"INSERT INTO rule_failures (tutor_id, rule, rule_version, error, failed_at) VALUES "
+                f"{sql.rows(len(rows), 5)} ON CONFLICT (tutor_id, rule) DO UPDATE SET "
+                "rule_version = excluded.rule_version, error = excluded.error, failed_at = excluded.failed_at",
+                flatten(rows))
+
+
 def clear_derived(tutor_id: str) -> None:
     """Forget everything derived for a tutor, so it can be rebuilt from its sessions."""
-    for model in (ScoreSnapshot, RiskEvent, TutorScore, TutorMetric, TutorDailyCount):
+    for model in (ScoreSnapshot, RiskEvent, TutorScore, TutorMetric, TutorDailyCount, RuleFailure):
         model.delete().where(model.tutor == tutor_id).execute()

@@ -8,23 +8,22 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-import pluggy
-
-from engine.config import Settings
 from engine.rulekit import Assessment
+from engine.ruleset import RuleError, RuleSet
 from engine.windows import TutorHistory, day_of, days_between, snapshot_moment
 
 
 @dataclass(frozen=True)
 class SeriesPoint:
-    """Every rule's assessment of one tutor for one day."""
+    """Every rule's assessment of one tutor for one day, and what the engine itself measures."""
 
     day: dt.date
     as_of: dt.datetime
     assessments: dict[str, Assessment]
+    activity: dict[str, Any] = field(default_factory=dict)
 
     @property
     def flags(self) -> dict[str, bool]:
@@ -36,7 +35,7 @@ class SeriesPoint:
 
     @property
     def metrics(self) -> dict[str, Any]:
-        merged: dict[str, Any] = {}
+        merged: dict[str, Any] = dict(self.activity)
         for assessment in self.assessments.values():
             merged.update(assessment.metrics)
         return merged
@@ -54,24 +53,48 @@ class RiskTransition:
     explanation: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class Series:
+    """The points, and the rules that failed on this tutor (left out of every point)."""
+
+    points: list[SeriesPoint]
+    failures: dict[str, RuleError]
+
+
 def compute_series(
-    pm: pluggy.PluginManager,
-    settings: Settings,
+    rules: RuleSet,
     history: TutorHistory,
     first_day: dt.date,
     now: dt.datetime,
     previous_flags: Mapping[str, bool],
-) -> list[SeriesPoint]:
-    """One point per day from ``first_day`` to today, each rule seeing its own flag of the day before."""
+    only: frozenset[str] | None = None,
+) -> Series:
+    """One point per day from ``first_day`` to today, each rule seeing its own flag of the day before.
+
+    A rule that fails on any day is left out of the whole series (its stored results stay as
+    they were), so a tutor's series never mixes a rule's fresh and stale days.
+    """
+    running = [name for name in rules.names if only is None or name in only]
+    failures: dict[str, RuleError] = {}
     points: list[SeriesPoint] = []
     flags = dict(previous_flags)
     for day in days_between(min(first_day, day_of(now)), day_of(now)):
         as_of = snapshot_moment(day, now)
-        results = pm.hook.assess_tutor(history=history, as_of=as_of, previously_flagged=flags, settings=settings)
-        point = SeriesPoint(day, as_of, {a.rule: a for a in results})
+        assessments = {}
+        for name in running:
+            if name in failures:
+                continue
+            try:
+                assessments[name] = rules.assess(name, history, as_of, flags.get(name, False))
+            except RuleError as exc:
+                failures[name] = exc
+        point = SeriesPoint(day, as_of, assessments, rules.engine_metrics(history, as_of))
         points.append(point)
-        flags = point.flags
-    return points
+        flags.update(point.flags)
+    if failures:
+        points = [replace(p, assessments={k: a for k, a in p.assessments.items() if k not in failures})
+                  for p in points]
+    return Series(points, failures)
 
 
 def transitions(points: list[SeriesPoint], previous_flags: Mapping[str, bool]) -> list[RiskTransition]:
@@ -85,5 +108,5 @@ def transitions(points: list[SeriesPoint], previous_flags: Mapping[str, bool]) -
                 found.append(
                     RiskTransition(rule, kind, point.day, point.as_of, assessment.severity, assessment.explanation)
                 )
-        flags = point.flags
+        flags.update(point.flags)
     return found

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import peewee
-import pluggy
 
 from engine.config import Settings
 from engine.db import bind_database, open_database
-from engine.registry import get_plugin_manager, metric_names
+from engine.registry import load_rules
 from engine.rulekit import MetricNames
+from engine.ruleset import RuleSet
 
 
 def utc_now() -> dt.datetime:
@@ -28,13 +27,12 @@ class Services:
 
     settings: Settings
     database: peewee.Database
-    pm: pluggy.PluginManager
+    rules: RuleSet
     clock: Callable[[], dt.datetime] = utc_now
 
-    @functools.cached_property
+    @property
     def metric_names(self) -> MetricNames:
-        """Computed once: every read asks for it."""
-        return metric_names(self.pm)
+        return self.rules.metric_names
 
     def at(self, moment: dt.datetime) -> Services:
         """The same services with the clock stopped at ``moment``."""
@@ -44,4 +42,4 @@ class Services:
 def build_services(settings: Settings, extra_plugins: tuple[object, ...] = ()) -> Services:
     """Open (without connecting) the configured database, bind the models, load the rules."""
     database = bind_database(open_database(settings.database_url))
-    return Services(settings, database, get_plugin_manager(settings, extra_plugins))
+    return Services(settings, database, load_rules(settings, extra_plugins))

@@ -23,7 +23,10 @@ LAST_MICROSECOND = dt.time(23, 59, 59, 999_999)
 
 
 class Counts(NamedTuple):
-    """Session counts over some span; every status counts towards ``sessions``."""
+    """Session counts over some span; every status counts towards ``sessions``.
+
+    ``first_session_*`` count the first sessions of a tutor with a new student that went that way.
+    """
 
     sessions: int = 0
     completed: int = 0
@@ -32,6 +35,8 @@ class Counts(NamedTuple):
     tutor_reschedules: int = 0
     student_reschedules: int = 0
     first_sessions: int = 0
+    first_session_no_shows: int = 0
+    first_session_tutor_reschedules: int = 0
 
     def __add__(self, other: tuple) -> Counts:  # type: ignore[override]
         return Counts._make(map(operator.add, self, other))
@@ -48,6 +53,7 @@ COUNT_FIELDS = Counts._fields
 
 def session_counts(status: str, initiator: str | None, is_first_session: bool | None) -> Counts:
     """What one session adds to its day's counts."""
+    first = bool(is_first_session)
     return Counts(
         sessions=1,
         completed=int(status == "completed"),
@@ -55,7 +61,9 @@ def session_counts(status: str, initiator: str | None, is_first_session: bool | 
         rescheduled=int(status == "rescheduled"),
         tutor_reschedules=int(status == "rescheduled" and initiator == "tutor"),
         student_reschedules=int(status == "rescheduled" and initiator == "student"),
-        first_sessions=int(bool(is_first_session)),
+        first_sessions=int(first),
+        first_session_no_shows=int(first and status == "no_show"),
+        first_session_tutor_reschedules=int(first and status == "rescheduled" and initiator == "tutor"),
     )
 
 

@@ -9,7 +9,6 @@ stored, rates are found by the documented metric naming (``<what>_rate_<N>d`` wi
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +20,6 @@ from engine.explanations import describe_explanation
 from engine.rulekit import MetricNames
 
 DIGEST_ROWS = 50  # per list: a digest stays far under Gmail's 102 KB clip, and the dashboard has the rest
-RATE_METRIC = re.compile(r"^(?P<what>[a-z0-9_]+)_rate_(?P<days>\d+)d$")
 STATUS_WORDS = {"completed": "Completed", "rescheduled": "Rescheduled", "no_show": "No-show"}
 
 
@@ -48,7 +46,7 @@ def session_report(settings: Settings, metric_names: MetricNames, session_id: st
 def tutor_report(settings: Settings, metric_names: MetricNames, tutor: Mapping[str, Any],
                  session: Mapping[str, Any] | None, change: str | None = None) -> ReportContent:
     """The report on a tutor (a ``get_tutor_detail`` record), with the session that prompted it."""
-    headline = headline_rate(tutor["flags"])
+    headline = headline_rate(tutor["flags"], metric_names)
     name = tutor["name"] or tutor["tutor_id"]
     state = {"raised": "FLAG RAISED", "cleared": "FLAG CLEARED"}.get(change or "",
                                                                       "FLAGGED" if tutor["flagged"] else "OK")
@@ -85,7 +83,8 @@ def digest_report(settings: Settings, metric_names: MetricNames, day: dt.date,
     for tutor in flagged.tutors:
         detail = queries.get_tutor_detail(tutor["tutor_id"], metric_names) or {"flags": [], "insights": []}
         rows.append({"tutor": tutor, "name": tutor["name"] or tutor["tutor_id"],
-                     "headline": headline_rate(detail["flags"]), "insight": next(iter(detail["insights"]), ""),
+                     "headline": headline_rate(detail["flags"], metric_names),
+                     "insight": next(iter(detail["insights"]), ""),
                      "new": tutor["tutor_id"] not in before,
                      "link": dashboard_link(settings.dashboard_url, tutor["tutor_id"])})
     subject = (f"Tutor Quality digest {day.day} {day:%b %Y}: {len(flagged_ids)} flagged, "
@@ -101,31 +100,26 @@ def digest_report(settings: Settings, metric_names: MetricNames, day: dt.date,
     return ReportContent("digest", subject, context)
 
 
-def headline_rate(flags: Sequence[Mapping[str, Any]]) -> str:
+def headline_rate(flags: Sequence[Mapping[str, Any]], metric_names: MetricNames) -> str:
     """The one rate that matters most: of the flagged rule with the highest risk (else of the riskiest rule),
     as its explanation records it, e.g. ``reschedule rate 18.2% over 30 days``."""
+    labels = {rule: rate.label for rule, rate in metric_names.rates}
     ranked = sorted(flags, key=lambda flag: (not flag["flagged"], -(flag.get("risk_score") or 0.0)))
     for flag in ranked:
         explanation = flag.get("explanation") or {}
         rate, days = explanation.get("rate"), explanation.get("window_days")
         if rate is not None and days:
-            label = flag["rule"].replace("_", " ")
-            label = label if label.endswith("rate") else f"{label} rate"
+            label = labels.get(flag["rule"]) or f"{flag['rule'].replace('_', ' ')} rate"
             return f"{label} {float(rate):.1f}% over {days} days"
     return ""
 
 
 def rate_rows(tutor: Mapping[str, Any], metric_names: MetricNames) -> list[dict[str, Any]]:
-    """One row per rate any rule reports (by the ``<what>_rate_<N>d`` naming), a cell per window."""
-    rows: dict[str, dict[int, str]] = {}
-    for name in metric_names:
-        match = RATE_METRIC.match(name)
-        if match and int(match["days"]) in WINDOW_DAYS:
-            value = tutor.get(name)
-            rows.setdefault(match["what"], {})[int(match["days"])] = "\u2014" if value is None else f"{value:.1f}%"
+    """One row per rate a loaded rule declares, a cell per window, then the sessions."""
+    result = [{"label": rate.label.capitalize(),
+               "cells": ["\u2014" if tutor.get(rate.metric(days)) is None else f"{tutor[rate.metric(days)]:.1f}%"
+                         for days in WINDOW_DAYS]} for _, rate in metric_names.rates]
     sessions = {days: tutor.get(f"sessions_{days}d") for days in WINDOW_DAYS}
-    result = [{"label": f"{what.replace('_', ' ').capitalize()} rate",
-               "cells": [cells.get(days, "\u2014") for days in WINDOW_DAYS]} for what, cells in rows.items()]
     if any(value is not None for value in sessions.values()):
         result.append({"label": "Sessions", "cells": ["\u2014" if sessions[d] is None else str(sessions[d])
                                                       for d in WINDOW_DAYS]})

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from engine.rulekit import MetricNames
-from notifications.content import RATE_METRIC
+from engine.windows import WINDOW_DAYS
 
 
 def sample_tutor(metric_names: MetricNames) -> dict[str, Any]:
     """A flagged tutor with a value for every loaded metric (rates near 20%, counts near 14)."""
+    rates = {rate.metric(days) for _, rate in metric_names.rates for days in WINDOW_DAYS}
     metrics: dict[str, Any] = {}
     for name in metric_names:
-        metrics[name] = 14 if name in metric_names.counts else (21.4 if RATE_METRIC.match(name) else None)
+        metrics[name] = 14 if name in metric_names.counts else (21.4 if name in rates else None)
     explanation = {"decision": "above_threshold", "rate": 21.4, "sessions": 14, "window_days": 30,
                    "threshold": 15.0, "clear_threshold": 12.0, "min_sessions": 5}
     return {

@@ -1,13 +1,9 @@
 """The reschedule-rate rule (PRD FR-1 to FR-3): tutor-initiated reschedules / sessions.
 
-Flag when the primary-window rate is above the threshold with at least the minimum
-number of sessions; clear when it falls below the (lower) clear threshold or the
-window holds too few sessions. The gap between the two thresholds stops a tutor
-hovering at the threshold from flapping every day.
-
-Risk score (0-100): 50 x (lower bound of the 95% Wilson interval of the primary rate)
-/ threshold, capped at 100. So 50 means "95% sure the rate is at least the threshold",
-100 means "at least twice it", and small samples score low until evidence builds up.
+The flag, its hysteresis and the risk score are those of every rate rule
+(:mod:`engine.raterule`). Its settings keep the variables documented before rules had
+their own (``TQS_RESCHEDULE_THRESHOLD``, ``TQS_CLEAR_THRESHOLD``, ``TQS_PRIMARY_WINDOW_DAYS``,
+``TQS_MIN_SESSIONS``); ``TQS_RULE_RESCHEDULE_RATE_<SETTING>`` works as for any rule.
 """
 
 from __future__ import annotations
@@ -16,29 +12,40 @@ import datetime as dt
 from collections import Counter
 from collections.abc import Mapping
 
-from engine.config import WINDOW_DAYS, Settings
-from engine.hookspecs import hookimpl
-from engine.rulekit import Advice, Assessment, RuleInfo, rate_percent, wilson_interval
-from engine.windows import Counts, RescheduleFact, TutorHistory
+from engine.plugin import (
+    WINDOW_DAYS,
+    Advice,
+    Assessment,
+    Rate,
+    RescheduleFact,
+    RuleInfo,
+    RuleSettings,
+    TutorHistory,
+    assess_rate,
+    check_rate_settings,
+    hookimpl,
+    rate_metric_names,
+    rate_settings,
+)
 
 SHORT_NOTICE_SECONDS = 24 * 3600
-
-
-def _metric_names() -> tuple[str, ...]:
-    names = []
-    for days in WINDOW_DAYS:
-        names += [f"sessions_{days}d", f"tutor_reschedules_{days}d", f"reschedule_rate_{days}d"]
-    for days in WINDOW_DAYS:
-        names += [f"reschedule_rate_{days}d_low", f"reschedule_rate_{days}d_high"]
-    return tuple(names)
+RATE = Rate(name="reschedule_rate", label="reschedule rate", events="tutor_reschedules",
+            events_label="tutor reschedules")
+METRICS, COUNTS = rate_metric_names(RATE, WINDOW_DAYS)
 
 
 RULE = RuleInfo(
     name="reschedule_rate",
-    version="1.0.0",
+    version="2.0.0",
     description="Tutor-initiated reschedules as a share of all sessions, over 7, 30 and 90 days",
-    metrics=_metric_names(),
-    counts=tuple(f"{kind}_{days}d" for days in WINDOW_DAYS for kind in ("sessions", "tutor_reschedules")),
+    metrics=METRICS,
+    counts=COUNTS,
+    settings=rate_settings(15.0, 12.0, 30, 5, aliases={
+        "threshold": "TQS_RESCHEDULE_THRESHOLD", "clear_threshold": "TQS_CLEAR_THRESHOLD",
+        "window_days": "TQS_PRIMARY_WINDOW_DAYS", "min_sessions": "TQS_MIN_SESSIONS"}),
+    rate=RATE,
+    weight=1.0,
+    rank=0,  # the product began with it: listed first
 )
 
 
@@ -48,86 +55,20 @@ def describe_rule() -> RuleInfo:
 
 
 @hookimpl
-def assess_tutor(
-    history: TutorHistory, as_of: dt.datetime, previously_flagged: Mapping[str, bool], settings: Settings
-) -> Assessment:
-    windows = {days: history.window(days, as_of) for days in WINDOW_DAYS}
-    primary = windows[settings.primary_window_days]
-    was_flagged = previously_flagged.get(RULE.name, False)
-    flagged, decision = _decide(primary, was_flagged, settings)
-    rate = rate_percent(primary.tutor_reschedules, primary.sessions)
-    return Assessment(
-        rule=RULE.name,
-        version=RULE.version,
-        metrics=_metrics(windows),
-        flagged=flagged,
-        severity=_severity(flagged, rate, primary, settings),
-        risk_score=_risk_score(primary, settings),
-        explanation={
-            "rule": RULE.name,
-            "rule_version": RULE.version,
-            "decision": decision,
-            "window_days": settings.primary_window_days,
-            "sessions": primary.sessions,
-            "tutor_reschedules": primary.tutor_reschedules,
-            "rate": rate,
-            "threshold": settings.reschedule_threshold,
-            "clear_threshold": settings.clear_threshold,
-            "min_sessions": settings.min_sessions,
-        },
-    )
-
-
-def _decide(primary: Counts, was_flagged: bool, settings: Settings) -> tuple[bool, str]:
-    """The flag with hysteresis, and a short code saying which condition decided it."""
-    if primary.sessions < settings.min_sessions:
-        return False, "too_few_sessions"
-    scaled = 100 * primary.tutor_reschedules  # compare exactly: rate > t  <=>  100 r > t n
-    if was_flagged:
-        if scaled < settings.clear_threshold * primary.sessions:
-            return False, "below_clear_threshold"
-        return True, "still_above_clear_threshold"
-    if scaled > settings.reschedule_threshold * primary.sessions:
-        return True, "above_threshold"
-    return False, "not_above_threshold"
-
-
-def _metrics(windows: Mapping[int, Counts]) -> dict[str, float | int | None]:
-    metrics: dict[str, float | int | None] = {}
-    for days, counts in windows.items():
-        metrics[f"sessions_{days}d"] = counts.sessions
-        metrics[f"tutor_reschedules_{days}d"] = counts.tutor_reschedules
-        metrics[f"reschedule_rate_{days}d"] = rate_percent(counts.tutor_reschedules, counts.sessions)
-        low, high = wilson_interval(counts.tutor_reschedules, counts.sessions) or (None, None)
-        metrics[f"reschedule_rate_{days}d_low"] = low
-        metrics[f"reschedule_rate_{days}d_high"] = high
-    return metrics
-
-
-def _severity(flagged: bool, rate: float | None, primary: Counts, settings: Settings) -> str:
-    if flagged:
-        return "high" if rate is not None and rate >= 2 * settings.reschedule_threshold else "medium"
-    if rate is not None and primary.sessions >= settings.min_sessions and rate > settings.clear_threshold:
-        return "low"
-    return "none"
-
-
-def _risk_score(primary: Counts, settings: Settings) -> float:
-    interval = wilson_interval(primary.tutor_reschedules, primary.sessions)
-    if interval is None:
-        return 0.0
-    if settings.reschedule_threshold <= 0:
-        return 100.0 if interval[0] > 0 else 0.0
-    return round(min(100.0, 50.0 * interval[0] / settings.reschedule_threshold), 1)
+def check_settings(settings: RuleSettings) -> None:
+    check_rate_settings(settings)
 
 
 @hookimpl
-def advise_tutor(
-    history: TutorHistory, as_of: dt.datetime, assessments: Mapping[str, Assessment], settings: Settings
-) -> Advice:
-    assessment = assessments[RULE.name]
-    metrics = assessment.metrics
-    days = settings.primary_window_days
+def assess_tutor(history: TutorHistory, as_of: dt.datetime, was_flagged: bool, settings: RuleSettings) -> Assessment:
+    return assess_rate(RATE, lambda counts: (counts.tutor_reschedules, counts.sessions), history, as_of, was_flagged,
+                       settings)
+
+
+@hookimpl
+def advise_tutor(history: TutorHistory, as_of: dt.datetime, assessment: Assessment, settings: RuleSettings) -> Advice:
+    metrics = {**assessment.metrics, **{f"sessions_{d}d": history.window(d, as_of).sessions for d in WINDOW_DAYS}}
+    days = settings.window_days
     recent = [r for r in history.reschedules(days, as_of) if r.initiator == "tutor"]
     week_start = as_of - dt.timedelta(days=7)
     insights: list[str] = []
@@ -136,7 +77,7 @@ def advise_tutor(
     rate = metrics[f"reschedule_rate_{days}d"]
     if assessment.flagged and rate is not None:
         insights.append(
-            f"{days}-day reschedule rate {_pct(rate)} is above the {_pct(settings.reschedule_threshold)} "
+            f"{days}-day reschedule rate {_pct(rate)} is above the {_pct(settings.threshold)} "
             f"threshold ({metrics[f'tutor_reschedules_{days}d']} of {metrics[f'sessions_{days}d']} sessions)"
         )
     this_week = sum(1 for r in recent if r.scheduled_time > week_start)
@@ -166,7 +107,7 @@ def advise_tutor(
         recommendations.append(_reason_advice(reason))
     if not assessment.flagged and assessment.severity == "low":
         recommendations.append("Watch: the rate is close to the threshold")
-    return Advice(rule=RULE.name, insights=insights, recommendations=[r for r in recommendations if r])
+    return Advice(insights=insights, recommendations=[r for r in recommendations if r])
 
 
 def _short_notice(reschedules: list[RescheduleFact]) -> tuple[int, int]:

@@ -14,7 +14,7 @@ from engine import queries
 from engine.migrations import migrate
 from engine.services import Services
 from simulator.demo import run_demo
-from simulator.evaluate import evaluate as compare_with_truth
+from simulator.evaluate import evaluate_all, report
 from simulator.generate import simulate as generate
 from simulator.replay import ApiError, ApiTarget, live_feed, replay_api, replay_direct, summarize
 
@@ -30,7 +30,7 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     sim.add_argument("--out", type=Path, help="also write the generated sessions (a JSON array) here")
     sim.add_argument("--live", type=float, default=0, metavar="RATE",
                      help="after the replay, keep posting RATE new sessions a minute (until Ctrl-C)")
-    ev = command("evaluate", evaluate, "compare the current flags with the simulator's ground truth")
+    ev = command("evaluate", evaluate, "each rule's precision and recall against the simulator's ground truth")
     ev.add_argument("--truth", type=Path, required=True)
     demo = command("demo", demo_command, "the embedded demo: API, worker, dashboard and 90 days of data on SQLite",
                    connect=False)
@@ -102,8 +102,9 @@ def _live(services: Services, simulation, post, rate: float) -> int:
 
 def evaluate(services: Services, args: argparse.Namespace) -> int:
     truth = json.loads(args.truth.read_text())
-    result = compare_with_truth(truth, queries.flagged_tutor_ids(), queries.list_risk_events(kind="raised"))
-    print(result.report())
+    results, unjudged = evaluate_all(services.rules, truth, queries.flagged_tutor_ids_by_rule(),
+                                     queries.list_risk_events(kind="raised"))
+    print(report(results, unjudged))
     return 0
 
 

@@ -11,9 +11,8 @@ from zoneinfo import ZoneInfo
 from faker import Faker
 
 from simulator.calendar import day_volume, poisson, start_hour
-from simulator.profiles import REASONS, TutorProfile, make_tutors
+from simulator.profiles import REASONS, TUTOR_SHARE_OF_RESCHEDULES, TutorProfile, make_tutors
 
-TUTOR_SHARE_OF_RESCHEDULES = 0.982  # PRD §2.1: 98.2% of reschedules are tutor-initiated
 LOCAL_ZONE = ZoneInfo("America/New_York")
 DURATIONS = ((30, 45, 60, 90), (2, 3, 6, 1))
 NEW_STUDENT_SHARE = 0.07
@@ -30,10 +29,13 @@ class Simulation:
     factory: SessionFactory | None = None  # keeps generating after the 90 days (--live)
 
     def truth(self) -> dict[str, Any]:
-        """Each tutor's latent profile and whether they are truly at risk on the last day."""
+        """Each tutor's latent profile and behaviour on the last day (see docs/simulator.md)."""
         return {
             "seed": self.seed, "first_day": self.first_day.isoformat(), "last_day": self.last_day.isoformat(),
-            "definition": "truly_at_risk: latent tutor-initiated reschedule probability on last_day > 15%",
+            "definition": "latent_at_end: each behaviour's probability on last_day (tutor_reschedules and no_shows "
+                          "per session, poor_first_sessions per first session); a rule's tutor is truly at risk "
+                          "when the behaviour its rate counts is above the rule's threshold. truly_at_risk: tutor "
+                          "reschedule probability on last_day > 15%",
             "tutors": [tutor.truth(self.last_day) for tutor in self.tutors],
         }
 
@@ -54,7 +56,9 @@ def simulate(seed: int = 1, tutors: int = 80, sessions_per_day: float = 35, days
     fake.seed_instance(seed)
     last_day = now.astimezone(LOCAL_ZONE).date()
     first_day = last_day - dt.timedelta(days=days - 1)
-    simulation = Simulation(seed, first_day, last_day, now, make_tutors(tutors, first_day, last_day, rng, fake))
+    traits = random.Random(seed * 7919 + 1)
+    simulation = Simulation(seed, first_day, last_day, now,
+                            make_tutors(tutors, first_day, last_day, rng, fake, traits))
     factory = SessionFactory(simulation.tutors, rng, fake, prefix=f"sim-{seed}-")
     for offset in range(days):
         day = first_day + dt.timedelta(days=offset)
@@ -114,13 +118,13 @@ def _session(session_id: str, tutor: TutorProfile, start: dt.datetime, pairings:
         "is_first_session": pairing.sessions == 0,
     }
     pairing.sessions += 1
-    moved_p = min(0.95, tutor.reschedule_p_on(day) / TUTOR_SHARE_OF_RESCHEDULES)
+    moved_p, no_show_p = tutor.odds_on(day, first=record["is_first_session"])
     draw = rng.random()
     if draw < moved_p:
         by_tutor = rng.random() < TUTOR_SHARE_OF_RESCHEDULES
         record["status"] = "rescheduled"
         record["reschedule_info"] = _reschedule(tutor, start, by_tutor, rng)
-    elif draw < moved_p + tutor.no_show_p:
+    elif draw < moved_p + no_show_p:
         record["status"] = "no_show"
     else:
         record["status"] = "completed"

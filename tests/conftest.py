@@ -1,4 +1,4 @@
-"""Fixtures build the stack the way the product does: settings -> database -> plugin manager.
+"""Fixtures build the stack the way the product does: settings -> database -> rules.
 
 Storage and pipeline tests run on SQLite and on a real PostgreSQL. Postgres is a
 throwaway database created for this test run; without a reachable server the Postgres
@@ -10,17 +10,19 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import peewee
-import pluggy
 import pytest
 
 from dashboard.browser_driver import ARTIFACTS_DIR, chromium_missing, launch
 from engine.config import Settings
 from engine.db import bind_database, open_database, release_connections
 from engine.migrations import migrate
-from engine.registry import get_plugin_manager
+from engine.registry import load_rules
+from engine.ruleset import RuleSet
 from engine.services import Services
+from tests.support import outside_rule as outside_rule_package
 from tests.support.databases import empty_database, throwaway_postgres, under_ci
 
 pytest_plugins = ["tests.support.stack"]  # subprocess stacks: make_stack, private_redis, sqlite_database
@@ -86,15 +88,22 @@ def browser():
         chromium.close()
 
 
-@pytest.fixture
-def pm(settings) -> pluggy.PluginManager:
-    return get_plugin_manager(settings)
+@pytest.fixture(scope="module")
+def outside_rule(tmp_path_factory) -> Iterator[Path]:
+    """The outside rule package installed for this module's tests; the folder to put on PYTHONPATH."""
+    with outside_rule_package.installed(tmp_path_factory.mktemp("site")) as site:
+        yield site
 
 
 @pytest.fixture
-def services(settings, database, pm) -> Services:
+def rules(settings) -> RuleSet:
+    return load_rules(settings)
+
+
+@pytest.fixture
+def services(settings, database, rules) -> Services:
     """The core's dependencies on the parametrized database, with the clock stopped at ``NOW``."""
-    return Services(settings, database, pm, clock=lambda: NOW)
+    return Services(settings, database, rules, clock=lambda: NOW)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:

@@ -52,15 +52,18 @@ def test_sample_ingest_prints_correct_rates_and_flags(env):
     assert {t["tutor_id"] for t in flagged_only} == EXPECTED_FLAGGED
 
 
-def test_the_tutor_table_tells_the_windows_apart(env):
+def test_the_tutor_table_shows_each_rules_rate_in_the_window_it_decides_on(env):
     tqs(env, "init-db")
     tqs(env, "ingest", str(SAMPLE), "--sync", "--as-of", SAMPLE_AS_OF)
-    header, *rows = tqs(env, "tutors").stdout.splitlines()
-    assert header.split() == ["tutor", "name", "sessions", "30d", "7d", "%", "30d", "%", "90d", "%", "risk", "flag"]
+    header, *rows = tqs({**env, "COLUMNS": "250"}, "tutors").stdout.splitlines()
+    assert [part.strip() for part in header.split("  ") if part.strip()] == [
+        "tutor", "name", "sessions 30d", "reschedule rate 30d %", "no-show rate 30d %",
+        "poor first-session rate 90d %", "risk", "flag"]
     by_id = {row.split()[0]: row for row in rows if row.startswith("tut-")}
     cara = json.loads(tqs(env, "tutor", "tut-cara", "--json").stdout)
-    assert by_id["tut-cara"].split()[-5:] == [f"{cara['reschedule_rate_7d']:.1f}", f"{cara['reschedule_rate_30d']:.1f}",
-                                              f"{cara['reschedule_rate_90d']:.1f}", f"{cara['risk_score']:.1f}", "FLAG"]
+    cells = [f"{cara[name]:.1f}" if cara[name] is not None else "-" for name in (
+        "reschedule_rate_30d", "no_show_rate_30d", "poor_first_session_rate_90d", "risk_score")]
+    assert by_id["tut-cara"].split()[-5:] == [*cells, "FLAG"]
 
 
 def test_ingest_reports_bad_records_by_index_and_keeps_the_good(env, tmp_path):
@@ -86,10 +89,13 @@ def test_init_db_is_idempotent(tmp_path):
 def test_tutor_detail_and_rules_and_rescore(env):
     tqs(env, "ingest", str(SAMPLE), "--sync", "--as-of", SAMPLE_AS_OF)
     detail = json.loads(tqs(env, "tutor", "tut-ben", "--json").stdout)
-    assert detail["flagged"] and detail["insights"] and detail["flags"][0]["rule"] == "reschedule_rate"
+    assert detail["flagged"] and detail["insights"]
+    assert [flag["rule"] for flag in detail["flags"]] == ["reschedule_rate", "no_show_rate", "first_session"]
     assert "tut-ben" in tqs(env, "tutor", "tut-ben").stdout
     assert tqs(env, "tutor", "nobody", check=False).returncode == 1
-    assert "reschedule_rate 1.0.0" in tqs(env, "rules").stdout
+    listing = tqs(env, "rules").stdout
+    assert "reschedule_rate 2.0.0  [loaded]  from tutor-quality" in listing
+    assert "TQS_RULE_NO_SHOW_RATE_THRESHOLD=6.0  flag above this rate, in percent" in listing
     assert "rescored 8 tutors" in tqs(env, "rescore", "--as-of", "2027-03-01T00:00:00Z").stderr
     assert json.loads(tqs(env, "tutors", "--flagged", "--json").stdout) == []
 
@@ -114,3 +120,27 @@ def test_tutors_pages_through_everyone_and_honours_limit(env, tmp_path):
     tqs(env, "ingest", str(path), "--sync")
     assert len(json.loads(tqs(env, "tutors", "--json").stdout)) == 620
     assert len(json.loads(tqs(env, "tutors", "--json", "--limit", "7").stdout)) == 7
+
+
+def test_a_rule_that_fails_to_import_is_reported_and_the_others_still_score(env, tmp_path):
+    from tests.support.outside_rule import install_broken
+    site = install_broken(tmp_path / "site")
+    broken = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))}
+    tqs(broken, "ingest", str(SAMPLE), "--sync", "--as-of", SAMPLE_AS_OF)
+    assert {t["tutor_id"] for t in json.loads(tqs(broken, "tutors", "--flagged", "--json").stdout)} == EXPECTED_FLAGGED
+    listing = tqs(broken, "rules", check=False)
+    assert listing.returncode == 1  # a failed rule is something to act on
+    assert "broken_rule   [failed]  from tq-broken-rule 0.1.0 (entry point)" in listing.stdout
+    assert "error: ModuleNotFoundError: No module named 'a_module_nobody_installed'" in listing.stdout
+    assert "reschedule_rate 2.0.0  [loaded]" in listing.stdout
+    report = {rule["name"]: rule for rule in json.loads(tqs(broken, "rules", "--json", check=False).stdout)}
+    assert report["broken_rule"]["status"] == "failed" and report["no_show_rate"]["status"] == "loaded"
+    assert "event=rule_failed_to_load rule=broken_rule" in listing.stderr
+    chosen = tqs({**broken, "TQS_DISABLED_RULES": "broken_rule"}, "rules")  # turned off: nothing to act on
+    assert "broken_rule   [disabled]" in chosen.stdout
+
+
+def test_a_bad_rule_setting_stops_the_command_naming_the_variable(env):
+    result = tqs({**env, "TQS_RULE_NO_SHOW_RATE_THRESHOLD": "half"}, "tutors", check=False)
+    assert result.returncode == 2
+    assert "TQS_RULE_NO_SHOW_RATE_THRESHOLD='half': must be a number" in result.stderr

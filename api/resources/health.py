@@ -1,5 +1,6 @@
 """GET /api/health (no key): is the API alive, can it reach the database and the queue, how big is the backlog
-(sessions not yet stored, tutors not yet rescored, email reports not yet sent or failed)."""
+(sessions not yet stored, tutors not yet rescored, email reports not yet sent or failed), and each rule's
+state (loaded, disabled or failed to load, and how many tutors it is failing on)."""
 
 from __future__ import annotations
 
@@ -18,10 +19,14 @@ class HealthResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         database, queue = {"ok": True}, {"ok": True}
-        body: dict = {"status": "ok", "database": database, "queue": queue}
+        rules = {s.name: {"status": s.status, "version": s.version or None, **({"error": s.error} if s.error else {})}
+                 for s in self._services.rules.statuses}
+        body: dict = {"status": "ok", "database": database, "queue": queue, "rules": rules}
         try:
             with self._services.database.connection_context():
                 body["backlog"] = queries.backlog(self._services.clock()).as_dict()
+                for name, failing in queries.rule_failures().items():
+                    rules.setdefault(name, {"status": "not installed"})["failing"] = failing
         except Exception as exc:  # report, do not fail: health must answer when the database is down
             database.update(ok=False, error=type(exc).__name__)
         try:
@@ -31,6 +36,7 @@ class HealthResource:
         if not database["ok"]:
             body["status"] = "unavailable"
             resp.status = falcon.HTTP_503
-        elif not queue["ok"] or body["backlog"]["failed"] or body["backlog"]["emails"]["failed"]:
+        elif (not queue["ok"] or body["backlog"]["failed"] or body["backlog"]["emails"]["failed"]
+              or any(rule["status"] == "failed" or "failing" in rule for rule in rules.values())):
             body["status"] = "degraded"
         resp.media = body

@@ -15,14 +15,14 @@ from tests.conftest import NOW
 API_KEY = "test-key"
 
 
-def build_client(database, pm, database_url: str, tmp_path, **overrides) -> testing.TestClient:
+def build_client(database, rules, database_url: str, tmp_path, **overrides) -> testing.TestClient:
     settings = Settings(data_dir=tmp_path, database_url=database_url, queue_url="memory://", api_keys=(API_KEY,),
                         **overrides)
-    services = Services(settings, database, pm, clock=lambda: NOW)
+    services = Services(settings, database, rules, clock=lambda: NOW)
     tasks = register_tasks(create_huey(settings.queue_url), services)
     return testing.TestClient(create_app(services, tasks), headers={"Authorization": f"Bearer {API_KEY}"})
 
 
 @pytest.fixture
-def client(database, pm, database_url, tmp_path) -> testing.TestClient:
-    return build_client(database, pm, database_url, tmp_path)
+def client(database, rules, database_url, tmp_path) -> testing.TestClient:
+    return build_client(database, rules, database_url, tmp_path)

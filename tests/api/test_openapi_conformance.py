@@ -263,10 +263,10 @@ def unstorable_bodies() -> dict[str, tuple[bytes, str]]:
     return bodies
 
 
-def test_text_no_database_can_store_is_400_on_every_database(database, pm, database_url, tmp_path):
+def test_text_no_database_can_store_is_400_on_every_database(database, rules, database_url, tmp_path):
     """NUL and lone surrogates: Postgres refused the former (a 500, or a 202 then a row that never scores),
     both drivers the latter. Refused up front now; paths and queries holding NUL find nothing."""
-    client = build_client(database, pm, database_url, tmp_path)
+    client = build_client(database, rules, database_url, tmp_path)
     for name, (body, field) in unstorable_bodies().items():
         error = assert_error(post_raw(client, body), 400)
         assert [(e["index"], e["field"]) for e in error["errors"]] == [(0, field)], name

@@ -76,12 +76,12 @@ def test_overlong_text_is_400_naming_the_field(client):
     assert response.json["error"]["errors"][0]["field"] == "tutor_id"
 
 
-def test_an_api_without_keys_refuses_to_start(database, pm, tmp_path):
+def test_an_api_without_keys_refuses_to_start(database, rules, tmp_path):
     from engine.queue import create_huey
     from engine.services import Services
     from engine.tasks import register_tasks
 
-    services = Services(Settings(data_dir=tmp_path), database, pm)
+    services = Services(Settings(data_dir=tmp_path), database, rules)
     with pytest.raises(ConfigError, match="TQS_API_KEYS"):
         create_app(services, register_tasks(create_huey("memory://"), services))
 

@@ -53,7 +53,8 @@ def test_bad_parameters_are_400_naming_them(seeded, params, named):
 
 def test_detail_has_flags_insights_recommendations_and_summary(seeded):
     detail = seeded.simulate_get("/api/tutors/t-ann").json
-    assert detail["flagged"] and detail["flags"][0]["explanation"]["tutor_reschedules"] == 4
+    flags = {flag["rule"]: flag for flag in detail["flags"]}
+    assert detail["flagged"] and flags["reschedule_rate"]["explanation"]["events"] == 4
     assert detail["insights"] and detail["recommendations"]
     assert len(detail["recent_reschedules"]) == 4
     assert detail["session_summary"]["total"] == 8

@@ -137,8 +137,8 @@ def query(page) -> dict[str, str]:
     return dict(parse_qsl(urlparse(page.url).query, keep_blank_values=True))
 
 
-def rate_on_page(page, window: int) -> str:
-    text = page.locator(f".tq-fact[data-window='{window}'] dd").inner_text()
+def rate_on_page(page, rate: str) -> str:
+    text = page.locator(f".tq-fact[data-rate='{rate}'] dd").inner_text()
     return re.match(r"[\d.]+%|\u2014", text).group(0)
 
 
@@ -197,15 +197,23 @@ def test_sort_filter_window_and_search_change_the_rows(signed_in, dashboard):
     assert query(page)["risk"] == "flagged"
 
     page.get_by_role("button", name="7 days").click()
-    until(page, lambda: "7-day rate" in page.locator(".tabulator-col[tabulator-field='rate']").inner_text(), 10,
-             "the 7-day column")
+    until(page, lambda: "7-day reschedule rate" in page.locator(".tabulator-col[tabulator-field='rate']").inner_text(),
+          10, "the 7-day column")
     by_week = api_tutors(dashboard, "flagged=true&sort=-reschedule_rate_7d&limit=25")["tutors"]
     until(page, lambda: rows(page) == [t["tutor_id"] for t in by_week], 10, "rows by the 7-day rate")
 
     shared = page.url  # the link reproduces the view
     other = signed_in(urlparse(shared).path + "?" + urlparse(shared).query)
     assert rows(other) == rows(page)
-    assert "7-day rate" in other.locator(".tabulator-col[tabulator-field='rate']").inner_text()
+    assert "7-day reschedule rate" in other.locator(".tabulator-col[tabulator-field='rate']").inner_text()
+
+    page.get_by_label("Rate shown").select_option(label="No-show rate")  # another rule's rate in the list
+    until(page, lambda: "7-day no-show rate" in page.locator(".tabulator-col[tabulator-field='rate']").inner_text(),
+          10, "the no-show column")
+    by_no_shows = api_tutors(dashboard, "flagged=true&sort=-no_show_rate_7d&limit=25")["tutors"]
+    until(page, lambda: rows(page) == [t["tutor_id"] for t in by_no_shows], 10, "rows by the 7-day no-show rate")
+    assert query(page)["rate"] == "no_show_rate"
+    assert "7-day no-show rate" in page.locator("[data-kpi=rate]").inner_text().lower()
 
     target = by_week[-1]
     page.get_by_role("button", name="All tutors").click()
@@ -226,9 +234,11 @@ def test_clicking_a_tutor_opens_their_story_with_the_right_numbers(signed_in, da
     status, record = dashboard.stack.client.request("GET", f"/api/tutors/{tutor_id}")
     assert status == 200, record
     scored_at = dt.datetime.fromisoformat(record["updated_at"].replace("Z", "+00:00"))
-    for days in (7, 30, 90):  # counted afresh from every session posted, as of the tutor's last scoring
-        _, _, rate = oracle_rate(dashboard.sessions, tutor_id, scored_at, days)
-        assert rate_on_page(page, days) == ("\u2014" if rate is None else f"{rate:.1f}%")
+    _, _, rate = oracle_rate(dashboard.sessions, tutor_id, scored_at, 30)  # counted afresh from every session
+    assert rate_on_page(page, "reschedule_rate") == ("\u2014" if rate is None else f"{rate:.1f}%")
+    for name, days in (("no_show_rate", 30), ("poor_first_session_rate", 90)):  # as the API has them
+        value = record[f"{name}_{days}d"]
+        assert rate_on_page(page, name) == ("\u2014" if value is None else f"{value:.1f}%")
     assert page.locator("[data-section=why]").inner_text().strip()
     assert page.locator("[data-section=recommendations] li").count() >= 1
     shot(page, "desktop-detail")
@@ -271,14 +281,15 @@ def test_a_posted_session_shows_up_at_the_next_refresh_without_losing_the_view(s
     page.mouse.wheel(0, 400)
     until(page, lambda: page.evaluate("window.scrollY") > 0, 5, "the page to scroll")
     scrolled = page.evaluate("window.scrollY")
-    sessions_before = tutor["sessions_90d"]
+    moved_before, sessions_before = tutor["tutor_reschedules_30d"], tutor["sessions_30d"]
     live = raw_session(f"live-{os.getpid()}", tutor["tutor_id"], dt.datetime.now(dt.UTC) - dt.timedelta(hours=1),
                        "rescheduled", "tutor", reason="posted live by the browser test")
     status, body = dashboard.stack.client.request("POST", "/api/sessions", live)
     assert status == 202, body
     dashboard.sessions.append(live)
-    until(page, lambda: f"{sessions_before + 1} sessions" in page.locator(".tq-fact[data-window='90']").inner_text(),
-             30, "the posted session in the tutor's 90-day count")
+    fact = page.locator(".tq-fact[data-rate='reschedule_rate']")
+    until(page, lambda: f"{moved_before + 1} of {sessions_before + 1} sessions" in fact.inner_text(),
+          30, "the posted session in the tutor's 30-day counts")
     assert "posted live by the browser test" in page.locator("[data-section=reschedules]").inner_text()
     view = query(page)
     assert (view["tutor"], view["sort"], view["window"], view["page"]) == (tutor["tutor_id"], "-sessions", "90", "2")

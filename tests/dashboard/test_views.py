@@ -56,7 +56,7 @@ def test_risk_filter_search_and_window_change_the_rows(store):
     assert ids(view) == ["t-bob"]
     state.search = ""
     state.window = 7
-    assert view.table.titles["rate"] == "7-day rate"
+    assert view.table.titles["rate"] == "7-day reschedule rate"
     carol = view.table.value.set_index("tutor_id").loc["t-carol"]
     assert "no sessions" in carol["rate"]  # all of Carol's sessions are 60 days old
 
@@ -139,12 +139,16 @@ def test_the_header_counts_agree_with_the_plan(store):
     overview = store.overview(30)
     sessions = sum(count for _, count, _, days_back in PLANS.values() if days_back < 30)
     moved = sum(m for _, _, m, days_back in PLANS.values() if days_back < 30)
-    assert (overview.sessions, overview.tutor_reschedules) == (sessions, moved)
+    assert overview.measure.name == "reschedule_rate"  # the first rule's rate unless one is chosen
+    assert (overview.base, overview.events) == (sessions, moved)
     assert overview.flagged == 2 and overview.tutors == len(PLANS)
     assert overview.scored_today == sum(plan[1] for plan in PLANS.values())
     assert overview.backlog.pending == 0
     html = header._pane.object
     assert f"{100 * moved / sessions:.1f}%" in html and "2 more" in html  # nobody was flagged 7 days ago
+    assert "30-day reschedule rate" in html and f"{moved} tutor reschedules in {sessions} sessions" in html
+    no_shows = store.overview(30, "no_show_rate")
+    assert (no_shows.base, no_shows.events, no_shows.rate) == (sessions, 0, 0.0)
 
 
 def test_the_backlog_shows_both_the_wait_and_the_failures(store):
@@ -201,18 +205,39 @@ def test_detail_of_an_unknown_tutor_says_so(store):
 
 def test_detail_escapes_the_name(store):
     story = store.tutor_story("t-0042")
-    html = render_head(story) + render_body(story)
+    html = render_head(story, store.measures) + render_body(story)
     assert XSS_NAME not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
 
 
-def test_flagged_spans_cover_each_run_of_flagged_days():
-    points = [{"date": f"2026-11-0{d}", "flagged": d in (2, 3, 6)} for d in range(1, 7)]
-    assert flagged_spans(points) == [(dt.datetime(2026, 11, 2), dt.datetime(2026, 11, 4)),
-                                     (dt.datetime(2026, 11, 6), dt.datetime(2026, 11, 7))]
+def test_flagged_spans_cover_each_run_of_days_the_charted_rule_flagged():
+    points = [{"date": f"2026-11-0{d}", "flagged": True, "flags": {"a": d in (2, 3, 6), "b": True}}
+              for d in range(1, 7)]
+    assert flagged_spans(points, "a") == [(dt.datetime(2026, 11, 2), dt.datetime(2026, 11, 4)),
+                                          (dt.datetime(2026, 11, 6), dt.datetime(2026, 11, 7))]
 
 
-def test_no_chart_without_the_reschedule_rule():
-    assert rate_chart([{"date": "2026-11-01", "flagged": False, "no_shows_7d": 1}], 15) is None
+def test_no_chart_when_the_points_do_not_carry_the_rate(store):
+    measure = store.measure("no_show_rate")
+    assert rate_chart([{"date": "2026-11-01", "flagged": False, "busy_7d": 1}], measure, 6.0) is None
+    assert rate_chart([{"date": "2026-11-01", "flagged": False, "no_show_rate_7d": 1.0}], measure, 6.0) is not None
+
+
+def test_the_detail_shows_every_rules_rate_and_charts_the_riskiest_flagged_rule(store, services):
+    ingest(services, [raw_session(f"ns-{i}", "t-alice", NOW - dt.timedelta(days=2, hours=i), "no_show")
+                      for i in range(6)])
+    state = DashboardState(tutor="t-alice")
+    detail = TutorDetail(store, state)
+    head = detail.head.object
+    assert [m.name for m in store.measures] == ["reschedule_rate", "no_show_rate", "poor_first_session_rate"]
+    for name in ("reschedule_rate", "no_show_rate", "poor_first_session_rate"):
+        assert f'data-rate="{name}"' in head
+    assert "30-day no-show rate" in head and "90-day poor first-session rate" in head
+    flags = {flag["rule"]: flag for flag in store.tutor_story("t-alice").detail["flags"]}
+    riskiest = max((f for f in flags.values() if f["flagged"]), key=lambda f: f["risk_score"])["rule"]
+    assert detail.chart_choice.value == store.measures[[m.rule for m in store.measures].index(riskiest)].name
+    assert detail.chart.object is not None and "threshold" in detail.chart_caption.object
+    detail.chart_choice.value = "poor_first_session_rate"  # the admin picks another rule's chart
+    assert "First sessions" not in detail.chart_caption.object and "first sessions" in detail.chart_caption.object
 
 
 def test_a_refresh_keeps_the_view_and_shows_new_sessions(store, seeded, services):

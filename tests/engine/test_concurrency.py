@@ -23,8 +23,8 @@ pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
-def services(postgres_database, pm, settings) -> Services:
-    return Services(settings, postgres_database, pm, clock=lambda: NOW)
+def services(postgres_database, rules, settings) -> Services:
+    return Services(settings, postgres_database, rules, clock=lambda: NOW)
 
 
 def test_concurrent_workers_on_one_tutor_keep_counts_exact(postgres_database, services):

@@ -27,3 +27,11 @@ def test_another_rules_own_codes_and_numbers_are_not_hidden():
 
 def test_an_empty_explanation_says_so():
     assert describe_explanation({}) == "No explanation was recorded."
+
+
+def test_a_rate_rule_names_what_it_counts_and_what_it_divides_by():
+    explanation = {"decision": "too_few_sessions", "window_days": 90, "rate": 50.0, "events": 1,
+                   "events_label": "poor first sessions", "sessions": 2, "base_label": "first sessions",
+                   "threshold": 25.0, "clear_threshold": 20.0, "min_sessions": 3}
+    assert describe_explanation(explanation) == (
+        "90-day rate 50% (1 poor first session in 2 first sessions), fewer than the 3 first sessions needed to flag.")

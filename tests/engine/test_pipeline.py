@@ -15,11 +15,11 @@ from engine.models import (
     TutorMetric,
 )
 from engine.queries import get_tutor_detail
-from engine.registry import metric_names
 from engine.rescoring import rescore_all, rescore_waiting
 from engine.storing import store_sessions
 from engine.validation import validate_session
 from engine.windows import day_of
+from rules import reschedule_rate
 from tests.conftest import NOW
 from tests.engine.state import derived_state, series_through
 from tests.factories import oracle_rate, raw_session
@@ -50,7 +50,7 @@ def random_sessions(seed: int, count: int, tutors=("t1", "t2")) -> list[dict]:
     return records
 
 
-def test_rates_over_each_window_match_counting_by_hand(database, pm, settings, services):
+def test_rates_over_each_window_match_counting_by_hand(database, settings, services):
     records = random_sessions(seed=1, count=150)
     score_each(services, records)
     with database.connection_context():
@@ -62,7 +62,7 @@ def test_rates_over_each_window_match_counting_by_hand(database, pm, settings, s
                 assert metric(tutor_id, f"reschedule_rate_{days}d") == rate
 
 
-def test_processing_the_same_payload_twice_changes_nothing(database, pm, settings, services):
+def test_processing_the_same_payload_twice_changes_nothing(database, settings, services):
     records = random_sessions(seed=2, count=40)
     score_each(services, records)
     before = derived_state(database)
@@ -71,7 +71,7 @@ def test_processing_the_same_payload_twice_changes_nothing(database, pm, setting
     assert derived_state(database) == before
 
 
-def test_arrival_order_does_not_change_the_result(database, pm, settings, services):
+def test_arrival_order_does_not_change_the_result(database, settings, services):
     records = random_sessions(seed=3, count=80)
     score_each(services, records)
     in_order = derived_state(database)
@@ -82,7 +82,7 @@ def test_arrival_order_does_not_change_the_result(database, pm, settings, servic
     assert derived_state(database) == in_order
 
 
-def test_reposting_a_session_with_new_status_updates_it_without_double_counting(database, pm, settings, services):
+def test_reposting_a_session_with_new_status_updates_it_without_double_counting(database, settings, services):
     score_each(services, [raw_session("s1", "t1", NOW - DAY)])
     score_each(services, [raw_session("s1", "t1", NOW - DAY, "rescheduled", "tutor")])
     with database.connection_context():
@@ -93,7 +93,7 @@ def test_reposting_a_session_with_new_status_updates_it_without_double_counting(
         assert Reschedule.select().count() == 0
 
 
-def test_session_moved_to_another_tutor_leaves_the_first(database, pm, settings, services):
+def test_session_moved_to_another_tutor_leaves_the_first(database, settings, services):
     score_each(services, [raw_session("s1", "t1", NOW - DAY, "rescheduled", "tutor")])
     score_each(services, [raw_session("s1", "t2", NOW - DAY, "rescheduled", "tutor")])
     with database.connection_context():
@@ -101,7 +101,7 @@ def test_session_moved_to_another_tutor_leaves_the_first(database, pm, settings,
         assert metric("t2", "sessions_7d") == 1 and metric("t2", "tutor_reschedules_7d") == 1
 
 
-def test_reschedule_keeps_times_initiator_reason_notice_and_delay(database, pm, settings, services):
+def test_reschedule_keeps_times_initiator_reason_notice_and_delay(database, settings, services):
     when = NOW - 2 * DAY
     raw = raw_session("s1", "t1", when, "rescheduled", "tutor", reason="illness")
     raw["reschedule_info"]["requested_at"] = (when - dt.timedelta(hours=6)).isoformat()
@@ -128,22 +128,22 @@ def bursty_tutor():
     return records
 
 
-def test_flag_is_raised_then_cleared_with_explanations(database, pm, settings, services):
+def test_flag_is_raised_then_cleared_with_explanations(database, settings, services):
     score_each(services, bursty_tutor())
     with database.connection_context():
         events = list(RiskEvent.select().order_by(RiskEvent.day))
-        detail = get_tutor_detail("t1", metric_names(pm))
+        detail = get_tutor_detail("t1", services.metric_names)
     assert [e.kind for e in events] == ["raised", "cleared"]
     raised, cleared = events
     assert raised.explanation["decision"] == "above_threshold"
     assert raised.explanation["rate"] > raised.explanation["threshold"] == 15.0
-    assert raised.explanation["rule_version"] == "1.0.0"
+    assert raised.explanation["rule_version"] == reschedule_rate.RULE.version
     assert cleared.explanation["decision"] == "below_clear_threshold"
     assert cleared.explanation["rate"] < 12.0
     assert not detail["flagged"]
 
 
-def test_snapshots_follow_event_time_not_arrival_time(database, pm, settings, services):
+def test_snapshots_follow_event_time_not_arrival_time(database, settings, services):
     """A 90-day backfill draws the same daily series as living through the 90 days."""
     records = bursty_tutor()
     for raw in records:  # live: each session arrives an hour after it was scheduled
@@ -159,7 +159,7 @@ def test_snapshots_follow_event_time_not_arrival_time(database, pm, settings, se
     assert live["scores"] == backfill["scores"]
 
 
-def test_a_backfill_writes_snapshots_only_up_to_the_latest_session_day(database, pm, settings, services):
+def test_a_backfill_writes_snapshots_only_up_to_the_latest_session_day(database, settings, services):
     last = NOW - dt.timedelta(days=20)
     score_each(services, [raw_session(f"s{i}", "t1", last - dt.timedelta(days=i)) for i in range(5)])
     with database.connection_context():
@@ -170,16 +170,16 @@ def test_a_backfill_writes_snapshots_only_up_to_the_latest_session_day(database,
         assert ScoreSnapshot.select().count() == (NOW.date() - days[0]).days + 1
 
 
-def test_windows_roll_forward_without_new_sessions(database, pm, settings, services):
+def test_windows_roll_forward_without_new_sessions(database, settings, services):
     records = [raw_session(f"s{i}", "t1", NOW - dt.timedelta(days=i), "rescheduled" if i % 2 else "completed", "tutor")
                for i in range(10)]
     score_each(services, records)
     with database.connection_context():
-        assert get_tutor_detail("t1", metric_names(pm))["flagged"]
+        assert get_tutor_detail("t1", services.metric_names)["flagged"]
     later = NOW + dt.timedelta(days=40)
     rescore_all(services.at(later))
     with database.connection_context():
-        detail = get_tutor_detail("t1", metric_names(pm))
+        detail = get_tutor_detail("t1", services.metric_names)
         cleared = RiskEvent.get(RiskEvent.kind == "cleared")
     assert detail["sessions_30d"] == 0 and detail["reschedule_rate_30d"] is None
     assert detail["reschedule_rate_90d"] == 50.0
@@ -187,7 +187,7 @@ def test_windows_roll_forward_without_new_sessions(database, pm, settings, servi
     assert detail["updated_at"] == later.isoformat().replace("+00:00", "Z")
 
 
-def test_future_session_counts_only_once_its_time_has_come(database, pm, settings, services):
+def test_future_session_counts_only_once_its_time_has_come(database, settings, services):
     score_each(services, [raw_session("s1", "t1", NOW + dt.timedelta(hours=2))])
     with database.connection_context():
         assert metric("t1", "sessions_7d") == 0
@@ -197,7 +197,7 @@ def test_future_session_counts_only_once_its_time_has_come(database, pm, setting
 
 
 @pytest.mark.parametrize("offset", ["+05:30", "-08:00"])
-def test_zoned_times_land_in_the_right_window(database, pm, settings, services, offset):
+def test_zoned_times_land_in_the_right_window(database, settings, services, offset):
     zone = dt.timezone(dt.timedelta(hours=int(offset[:3]), minutes=int(offset[0] + offset[4:])))
     inside = (NOW - dt.timedelta(days=7) + dt.timedelta(minutes=1)).astimezone(zone)
     outside = (NOW - dt.timedelta(days=7)).astimezone(zone)
@@ -206,7 +206,7 @@ def test_zoned_times_land_in_the_right_window(database, pm, settings, services, 
         assert metric("t1", "sessions_7d") == 1 and metric("t1", "sessions_30d") == 2
 
 
-def test_rebuild_from_scratch_reproduces_incremental_scores(database, pm, settings, services):
+def test_rebuild_from_scratch_reproduces_incremental_scores(database, settings, services):
     records = random_sessions(seed=5, count=120)
     shuffled = records + records[:20]
     random.Random(6).shuffle(shuffled)
@@ -217,7 +217,7 @@ def test_rebuild_from_scratch_reproduces_incremental_scores(database, pm, settin
     assert derived_state(database, through) == incremental
 
 
-def test_a_batch_scores_exactly_like_one_session_at_a_time(database, pm, settings, services):
+def test_a_batch_scores_exactly_like_one_session_at_a_time(database, settings, services):
     records = random_sessions(seed=8, count=90, tutors=("t1", "t2", "t3"))
     score_each(services, records)
     one_by_one = derived_state(database)
@@ -231,7 +231,7 @@ def test_a_batch_scores_exactly_like_one_session_at_a_time(database, pm, setting
     assert derived_state(database) == one_by_one
 
 
-def test_time_only_moves_forward_for_a_tutor(database, pm, settings, services):
+def test_time_only_moves_forward_for_a_tutor(database, settings, services):
     """A worker whose clock is behind (or that waited for the lock) cannot roll a tutor back in time."""
     score_each(services, bursty_tutor())
     with database.connection_context():
@@ -243,7 +243,7 @@ def test_time_only_moves_forward_for_a_tutor(database, pm, settings, services):
         assert [(e.kind, e.day) for e in RiskEvent.select().order_by(RiskEvent.day)] == events_before
 
 
-def test_a_session_dated_years_back_is_stored_without_recomputing_years_of_history(database, pm, settings, services):
+def test_a_session_dated_years_back_is_stored_without_recomputing_years_of_history(database, settings, services):
     score_each(services, [raw_session("old", "t1", NOW - dt.timedelta(days=3000)),
                                          raw_session("new", "t1", NOW - DAY)])
     with database.connection_context():

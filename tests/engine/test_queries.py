@@ -4,7 +4,6 @@ import pytest
 
 from engine.ingest import ingest
 from engine.queries import QueryError, get_tutor_detail, get_tutor_history, list_tutors
-from engine.registry import metric_names
 from engine.rescoring import rescore_all
 from tests.conftest import NOW
 from tests.factories import raw_session
@@ -18,8 +17,8 @@ TUTOR_FIELDS = [
 
 
 @pytest.fixture
-def metrics(pm):
-    return metric_names(pm)
+def metrics(rules):
+    return rules.metric_names
 
 
 @pytest.fixture
@@ -78,7 +77,7 @@ def test_bad_parameters_name_themselves(three_tutors, metrics, kwargs, parameter
 
 def test_detail_explains_the_flag_and_lists_recent_reschedules(three_tutors, metrics):
     detail = get_tutor_detail("t-alice", metrics)
-    assert detail["flags"][0]["explanation"]["tutor_reschedules"] == 4
+    assert {f["rule"]: f for f in detail["flags"]}["reschedule_rate"]["explanation"]["events"] == 4
     assert any("above the 15% threshold" in line for line in detail["insights"])
     assert detail["recommendations"]
     times = [r["at"] for r in detail["recent_reschedules"]]

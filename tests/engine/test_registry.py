@@ -1,100 +1,145 @@
-import datetime as dt
+"""Loading rules: entry points, choosing with TQS_RULES / TQS_DISABLED_RULES, per-rule settings, and
+isolation of a rule that cannot load."""
 
 import pytest
 
-from engine.config import Settings
-from engine.hookspecs import hookimpl
-from engine.ingest import ingest
-from engine.queries import get_tutor_detail, list_tutors
-from engine.registry import RuleLoadError, get_plugin_manager, loaded_rules, metric_names
-from engine.rulekit import RuleInfo
-from engine.services import Services
-from tests.conftest import NOW
-from tests.factories import raw_session
-from tests.plugins import always_watch
+from engine.config import ConfigError, Settings
+from engine.plugin import Assessment, RuleInfo, Setting, hookimpl
+from engine.registry import load_rules
+from tests.support.outside_rule import MODULE
+
+BUILT_IN = ["reschedule_rate", "no_show_rate", "first_session"]  # by rank, then name
 
 
-def test_builtin_rule_loads_through_the_entry_point_group():
-    rules = loaded_rules(get_plugin_manager(Settings()))
-    assert [rule.info.name for rule in rules] == ["reschedule_rate"]
-    assert "entry point" in rules[0].source and rules[0].module == "rules.reschedule_rate"
+def statuses(rules):
+    return {s.name: s.status for s in rules.statuses}
 
 
-def test_tqs_rules_setting_restricts_what_loads():
-    assert loaded_rules(get_plugin_manager(Settings(rules=frozenset({"nothing"})))) == []
+def test_the_three_rules_load_through_the_entry_point_group():
+    rules = load_rules(Settings())
+    assert list(rules.names) == BUILT_IN
+    assert all("tutor-quality" in rules.rules[name].source for name in BUILT_IN)
+    assert rules.rules["no_show_rate"].module == "plugins.no_show"
 
 
-def test_outside_plugin_registers_alongside_the_builtin():
-    pm = get_plugin_manager(Settings(), extra_plugins=[always_watch])
-    assert [rule.info.name for rule in loaded_rules(pm)] == ["recent_no_show", "reschedule_rate"]
-    assert "registered directly" in loaded_rules(pm)[0].source
-    assert "no_shows_7d" in metric_names(pm)
+def test_tqs_rules_chooses_and_tqs_disabled_rules_leaves_out():
+    only = load_rules(Settings(rules=frozenset({"no_show_rate"})))
+    assert only.names == ("no_show_rate",)
+    assert statuses(only) == {"first_session": "disabled", "no_show_rate": "loaded", "reschedule_rate": "disabled"}
+    without = load_rules(Settings(disabled_rules=frozenset({"first_session"})))
+    assert without.names == ("reschedule_rate", "no_show_rate")
+    assert "first_sessions_30d" not in without.metric_names and "no_show_rate_30d" in without.metric_names
 
 
-def test_misspelled_hook_fails_loudly():
-    class Misspelled:
-        @hookimpl
-        def describe_rule(self):
-            return RuleInfo("x", "1", "x", ())
-
-        @hookimpl
-        def asses_tutor(self):
-            return None
-
-    plugin = Misspelled()
-    with pytest.raises(RuleLoadError, match="asses_tutor"):
-        get_plugin_manager(Settings(), extra_plugins=[plugin], entry_points=False)
+@pytest.mark.parametrize("variable", ["TQS_RULES", "TQS_DISABLED_RULES"])
+def test_naming_a_rule_that_is_not_installed_is_a_configuration_error(variable):
+    with pytest.raises(ConfigError, match=f"{variable} names no_such_rule.*installed: first_session"):
+        load_rules(Settings.from_env({variable: "reschedule_rate,no_such_rule"}))
 
 
-def test_plugin_without_describe_rule_is_rejected():
-    class Nameless:
-        @hookimpl
-        def assess_tutor(self):
-            return None
-
-    plugin = Nameless()
-    with pytest.raises(RuleLoadError, match="describe_rule"):
-        get_plugin_manager(Settings(), extra_plugins=[plugin], entry_points=False)
-
-
-def test_two_rules_with_one_name_are_rejected():
-    class Twin:
-        @hookimpl
-        def describe_rule(self):
-            return always_watch.RULE
-
-    twin = Twin()
-    with pytest.raises(RuleLoadError, match="recent_no_show"):
-        get_plugin_manager(Settings(), extra_plugins=[always_watch, twin], entry_points=False)
+def test_rule_settings_come_from_their_own_variables_and_are_validated():
+    rules = load_rules(Settings.from_env({"TQS_RULE_NO_SHOW_RATE_THRESHOLD": "8", "TQS_RULE_NO_SHOW_RATE_WEIGHT": "2"}))
+    assert rules.rules["no_show_rate"].settings.threshold == 8.0
+    assert rules.rules["no_show_rate"].weight == 2.0
+    assert rules.rules["reschedule_rate"].settings.threshold == 15.0
+    with pytest.raises(ConfigError, match="TQS_RULE_NO_SHOW_RATE_THRESHOLD='lots': must be a number"):
+        load_rules(Settings.from_env({"TQS_RULE_NO_SHOW_RATE_THRESHOLD": "lots"}))
+    with pytest.raises(ConfigError, match="TQS_RULE_FIRST_SESSION_WINDOW_DAYS='14': must be one of 7, 30, 90"):
+        load_rules(Settings.from_env({"TQS_RULE_FIRST_SESSION_WINDOW_DAYS": "14"}))
+    with pytest.raises(ConfigError, match="clear_threshold \\(9\\) must not exceed threshold \\(8\\)"):
+        load_rules(Settings.from_env({"TQS_RULE_NO_SHOW_RATE_THRESHOLD": "8",
+                                      "TQS_RULE_NO_SHOW_RATE_CLEAR_THRESHOLD": "9"}))
 
 
-def test_a_plugin_rule_flags_and_advises_without_engine_changes(database, settings):
-    pm = get_plugin_manager(settings, extra_plugins=[always_watch])
-    ingest(Services(settings, database, pm, clock=lambda: NOW), [raw_session("s1", "t1", NOW - dt.timedelta(days=1),
-                                                                           "no_show")])
-    with database.connection_context():
-        detail = get_tutor_detail("t1", metric_names(pm))
-        page = list_tutors(metric_names(pm), sort="-no_shows_7d")
-    assert detail["flagged"] and detail["no_shows_7d"] == 1
-    assert {flag["rule"]: flag["flagged"] for flag in detail["flags"]} == {
-        "recent_no_show": True, "reschedule_rate": False}
-    assert "Missed a session in the past 7 days" in detail["insights"]
-    assert page.tutors[0]["no_shows_7d"] == 1
+def test_a_misspelled_rule_variable_is_an_error_naming_the_real_ones():
+    with pytest.raises(ConfigError, match="TQS_RULE_NO_SHOW_RATE_TRESHOLD is not a setting of rule 'no_show_rate'; "
+                                          "its settings are TQS_RULE_NO_SHOW_RATE_THRESHOLD"):
+        load_rules(Settings.from_env({"TQS_RULE_NO_SHOW_RATE_TRESHOLD": "8"}))
+    with pytest.raises(ConfigError, match="TQS_RULE_NOSHOW_THRESHOLD names no installed rule"):
+        load_rules(Settings.from_env({"TQS_RULE_NOSHOW_THRESHOLD": "8"}))
+    disabled = Settings.from_env({"TQS_DISABLED_RULES": "no_show_rate", "TQS_RULE_NO_SHOW_RATE_THRESHOLD": "8"})
+    assert "no_show_rate" not in load_rules(disabled).names  # a disabled rule's settings wait for it
 
 
-def test_a_plugins_real_valued_metric_is_not_rounded(database, settings):
-    class AverageRating:
-        @hookimpl
-        def describe_rule(self):
-            return RuleInfo("rating", "1", "average rating", ("avg_rating_30d",))
+def test_the_reschedule_rule_keeps_its_documented_variables():
+    rules = load_rules(Settings.from_env({"TQS_RESCHEDULE_THRESHOLD": "20", "TQS_PRIMARY_WINDOW_DAYS": "7"}))
+    settings = rules.rules["reschedule_rate"].settings
+    assert (settings.threshold, settings.window_days) == (20.0, 7)
+    with pytest.raises(ConfigError, match="TQS_RULE_RESCHEDULE_RATE_THRESHOLD and TQS_RESCHEDULE_THRESHOLD disagree"):
+        load_rules(Settings.from_env({"TQS_RESCHEDULE_THRESHOLD": "20", "TQS_RULE_RESCHEDULE_RATE_THRESHOLD": "25"}))
+    with pytest.raises(ConfigError, match="TQS_CLEAR_THRESHOLD"):  # the old variable named in the error
+        load_rules(Settings.from_env({"TQS_CLEAR_THRESHOLD": "120"}))
 
-        @hookimpl
-        def assess_tutor(self):
-            from engine.rulekit import Assessment
-            return Assessment(rule="rating", version="1", metrics={"avg_rating_30d": 4.6}, flagged=False)
 
-    pm = get_plugin_manager(settings, extra_plugins=[AverageRating()])
-    ingest(Services(settings, database, pm, clock=lambda: NOW), [raw_session("s1", "t1", NOW - dt.timedelta(days=1))])
-    with database.connection_context():
-        record = get_tutor_detail("t1", metric_names(pm))
-    assert record["avg_rating_30d"] == 4.6 and record["sessions_7d"] == 1 and isinstance(record["sessions_7d"], int)
+class Valid:
+    @hookimpl
+    def describe_rule(self):
+        return RuleInfo("valid", "1", "always fine", ("valid_count",), ("valid_count",))
+
+    @hookimpl
+    def assess_tutor(self, history, as_of):
+        return Assessment({"valid_count": history.window(7, as_of).sessions}, flagged=False)
+
+
+class Misspelled:
+    @hookimpl
+    def describe_rule(self):
+        return RuleInfo("misspelled", "1", "x")
+
+    @hookimpl
+    def asses_tutor(self):
+        return None
+
+
+class Nameless:
+    @hookimpl
+    def assess_tutor(self):
+        return None
+
+
+class Clashing:
+    @hookimpl
+    def describe_rule(self):
+        return RuleInfo("clashing", "1", "takes another rule's metric", ("valid_count",))
+
+
+class BadDefault:
+    @hookimpl
+    def describe_rule(self):
+        return RuleInfo("bad_default", "1", "x", settings=(Setting("limit", 500, "x", maximum=100),))
+
+
+class Exploding:
+    @hookimpl
+    def describe_rule(self):
+        raise RuntimeError("cannot read my model file")
+
+
+@pytest.mark.parametrize(("plugin", "name", "error"), [
+    (Misspelled(), "misspelled", "asses_tutor"),
+    (Nameless(), "Nameless", "does not implement describe_rule"),
+    (Clashing(), "clashing", "metric 'valid_count' is already produced by valid"),
+    (BadDefault(), "bad_default", "the default of setting 'limit' must be at most 100"),
+    (Exploding(), "Exploding", "RuntimeError: cannot read my model file"),
+])
+def test_a_rule_that_cannot_load_is_skipped_and_says_why(plugin, name, error, caplog):
+    rules = load_rules(Settings(), extra_plugins=[Valid(), plugin])
+    assert "valid" in rules.names and name not in rules.names
+    assert set(BUILT_IN) <= set(rules.names)
+    assert error in rules.failed[name]
+    assert f"event=rule_failed_to_load rule={name}" in caplog.text
+
+
+def test_a_second_rule_with_a_taken_name_is_the_one_refused():
+    rules = load_rules(Settings(), extra_plugins=[Valid(), Valid()], entry_points=False)
+    assert rules.names == ("valid",)
+    assert "already called 'valid'" in rules.failed["valid"]
+
+
+def test_an_outside_package_loads_from_its_entry_point(outside_rule):
+    rules = load_rules(Settings.from_env({"TQS_RULE_BUSY_WEEK_MAX_SESSIONS": "12"}))
+    assert "busy_week" in rules.names
+    loaded = rules.rules["busy_week"]
+    assert loaded.module == MODULE and loaded.source == "tq-busy-week 0.3.0 (entry point)"
+    assert loaded.settings.max_sessions == 12 and loaded.weight == 0.5
+    assert "busy_week_sessions" in rules.metric_names

@@ -21,10 +21,10 @@ SWEEP_AFTER = dt.timedelta(seconds=180)
 
 
 @pytest.fixture
-def sweeper_at(database, settings, pm):
+def sweeper_at(database, settings, rules):
     """A sweeper over a queue that nothing consumes, whose clock is set per test."""
     def make(moment: dt.datetime) -> Sweeper:
-        services = Services(settings, database, pm, clock=lambda: moment)
+        services = Services(settings, database, rules, clock=lambda: moment)
         tasks = register_tasks(MemoryHuey("sweep", immediate=False, results=False), services)
         return Sweeper(tasks, settings, threading.Event())
     return make

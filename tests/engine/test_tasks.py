@@ -8,10 +8,10 @@ from huey import MemoryHuey
 
 from engine import inbox, queries
 from engine.db import is_postgres
-from engine.hookspecs import hookimpl
 from engine.models import InboxItem, RescoreWaiting
-from engine.registry import get_plugin_manager
-from engine.rulekit import RuleInfo
+from engine.plugin import Assessment, RuleInfo, hookimpl
+from engine.registry import load_rules
+from engine.rescoring import rescore_all
 from engine.services import Services
 from engine.tasks import RETRIES, register_tasks
 from engine.validation import validate_session
@@ -20,7 +20,9 @@ from tests.factories import raw_session
 
 
 class BreaksOnOneTutor:
-    """A rule that fails for tutor t-bad, as a bug in a plugin would."""
+    """A rule that flags everyone, and fails for tutor t-bad while ``broken``, as a bug in a plugin would."""
+
+    broken = False
 
     @hookimpl
     def describe_rule(self):
@@ -28,8 +30,9 @@ class BreaksOnOneTutor:
 
     @hookimpl
     def assess_tutor(self, history):
-        if history.tutor_id == "t-bad":
+        if self.broken and history.tutor_id == "t-bad":
             raise RuntimeError("plugin bug")
+        return Assessment({}, flagged=True, severity="low", risk_score=10.0)
 
 
 def make_tasks(services):
@@ -110,31 +113,41 @@ def test_a_store_that_fails_retries_with_backoff_parks_as_failed_and_retry_faile
     assert backlog(database).failed == 0 and backlog(database).tutors_waiting == 0
 
 
-def test_a_rule_failing_for_one_tutor_keeps_it_waiting_and_scores_the_others(database, settings, caplog):
-    fragile = Services(settings, database, get_plugin_manager(settings, extra_plugins=[BreaksOnOneTutor()]),
+def test_a_rule_failing_for_one_tutor_is_skipped_there_and_keeps_its_previous_result(database, settings, caplog):
+    BreaksOnOneTutor.broken = False
+    fragile = Services(settings, database, load_rules(settings, extra_plugins=[BreaksOnOneTutor()]),
                        clock=lambda: NOW)
     tasks = make_tasks(fragile)
-    caplog.set_level(logging.INFO, logger="tutor_quality.worker")
+    tasks.enqueue_inbox(accept(database, raw_session("first", "t-bad", NOW - dt.timedelta(days=2))))
+    run_next(tasks.huey)
+    with database.connection_context():
+        before = {f["rule"]: f for f in queries.get_tutor_detail("t-bad", fragile.metric_names)["flags"]}
+    assert before["fragile"]["flagged"] and not before["fragile"]["stale"]
+
+    BreaksOnOneTutor.broken = True  # a bug ships; the next session of t-bad makes the rule raise
+    caplog.set_level(logging.INFO)
     tasks.enqueue_inbox(accept(database, raw_session("good", "t-good", NOW - dt.timedelta(days=1)),
                                raw_session("bad", "t-bad", NOW - dt.timedelta(days=1))))
     run_next(tasks.huey)
-    assert statuses(database) == {"good": ("processed", 0), "bad": ("processed", 0)}  # both stored
+    assert statuses(database) == {"first": ("processed", 0), "good": ("processed", 0), "bad": ("processed", 0)}
+    assert backlog(database).tutors_waiting == 0  # the other rules scored t-bad: nothing is left waiting
     with database.connection_context():
-        waiting = RescoreWaiting.get()
-        assert waiting.tutor_id == "t-bad" and waiting.attempts == 1 and "plugin bug" in waiting.last_error
-        assert queries.get_tutor_record("t-good", fragile.metric_names)["sessions_7d"] == 1
-    assert backlog(database).tutors_waiting == 1 and backlog(database).tutors_failing == 1
-    lines = [r.getMessage() for r in caplog.records]
-    assert any("event=tutor_rescored tutor_id=t-good" in line for line in lines)
-    assert any("event=rescore_failed tutor_id=t-bad error=RuntimeError" in line for line in lines)
+        detail = queries.get_tutor_detail("t-bad", fragile.metric_names)
+        flags = {f["rule"]: f for f in detail["flags"]}
+        assert detail["sessions_7d"] == 2  # the other rules and the engine's counts moved on
+        assert flags["fragile"]["stale"] and "plugin bug" in flags["fragile"]["error"]
+        assert flags["fragile"]["flagged"] and flags["fragile"]["as_of"] == before["fragile"]["as_of"]
+        assert detail["flagged"]  # the kept flag still counts
+        assert queries.rule_failures()["fragile"]["tutors"] == 1
+        assert not {f["rule"]: f for f in queries.get_tutor_detail("t-good", fragile.metric_names)["flags"]
+                    }["fragile"]["stale"]
+    assert "event=rule_failed rule=fragile tutor_id=t-bad" in caplog.text
 
-    fixed = make_tasks(Services(settings, database, get_plugin_manager(settings),
-                                clock=lambda: NOW + dt.timedelta(minutes=1)))  # after the retry pause
-    fixed.rescore_waiting()
-    run_next(fixed.huey)
-    assert backlog(database).tutors_waiting == 0
+    BreaksOnOneTutor.broken = False  # fixed: the next rescore scores t-bad again and forgets the failure
+    rescore_all(fragile)
     with database.connection_context():
-        assert queries.get_tutor_record("t-bad", fixed.services.metric_names)["sessions_7d"] == 1
+        flags = {f["rule"]: f for f in queries.get_tutor_detail("t-bad", fragile.metric_names)["flags"]}
+        assert not flags["fragile"]["stale"] and queries.rule_failures() == {}
 
 
 def test_a_payload_that_no_longer_validates_is_parked_and_the_rest_stored(database, services):

@@ -8,8 +8,6 @@ import html
 import re
 from email import policy
 
-import pytest
-
 from engine.ingest import ingest
 from engine.services import Services
 from notifications.content import dashboard_link, session_report
@@ -17,7 +15,6 @@ from notifications.render import GMAIL_CLIP_BYTES, compose, message_id, render
 from tests.conftest import NOW
 from tests.factories import raw_session
 from tests.notifications.conftest import SENDER, with_email
-from tests.plugins import always_watch
 
 HOSTILE = "<script>alert(1)</script>"
 
@@ -100,24 +97,6 @@ def test_message_has_both_parts_and_a_stable_message_id(services):
     assert parsed.get_body(("plain",)).get_content().startswith("FLAGGED")
     assert "<table" in parsed.get_body(("html",)).get_content()
     assert parsed["To"] == "a@example.com, b@example.com"
-
-
-@pytest.fixture
-def pm(settings):
-    """The built-in rule and the outside sample rule, loaded side by side."""
-    from engine.registry import get_plugin_manager
-    return get_plugin_manager(settings, extra_plugins=(always_watch,))
-
-
-def test_a_new_rule_appears_in_the_report_without_touching_the_template(services):
-    tutor_id = "t-2"
-    records = [raw_session("ns-1", tutor_id, NOW - dt.timedelta(days=1), "no_show")]
-    with services.database.connection_context():
-        ingest(services, records)
-    rendered = render(_report(services, "ns-1"))
-    assert "Recent no show" in rendered.html and "Missed a session in the past 7 days" in rendered.html
-    assert "Recent no show: FLAGGED" in rendered.text
-    assert rendered.subject.startswith("[FLAGGED]")
 
 
 def test_dashboard_link_escapes_the_tutor_id():

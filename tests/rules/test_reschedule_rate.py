@@ -1,17 +1,17 @@
-"""The built-in rule on in-memory histories: no database, just the rule's decisions."""
+"""The built-in rule on in-memory histories (``engine.testing``): no database, just the rule's decisions,
+run through the engine's own checks."""
 
 import datetime as dt
 
 import pytest
 
-from engine.config import Settings
-from engine.rulekit import wilson_interval
-from engine.windows import RescheduleFact, SessionFact, history_in_memory, session_counts
+from engine.plugin import wilson_interval
+from engine.testing import completed, days, reschedule, rescheduled, run_rule
+from engine.testing import history as history_of
 from rules import reschedule_rate as rule
 
 UTC = dt.UTC
 NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-SETTINGS = Settings()
 
 
 def history(total: int, tutor_moves: int, student_moves: int = 0, days_back: int = 20, notice_hours: float = 48,
@@ -21,31 +21,25 @@ def history(total: int, tutor_moves: int, student_moves: int = 0, days_back: int
     for i in range(total):
         when = NOW - dt.timedelta(days=days_back * (i + 1) / (total + 1))
         initiator = "tutor" if i < tutor_moves else "student" if i < tutor_moves + student_moves else None
-        status = "rescheduled" if initiator else "completed"
-        sessions.append(SessionFact(when, session_counts(status, initiator, False)))
+        sessions.append(rescheduled(when, initiator) if initiator else completed(when))
         if initiator:
-            reschedules.append(RescheduleFact(
-                f"s{i}", when, initiator, reason, when, when + dt.timedelta(days=1),
-                when - dt.timedelta(hours=notice_hours), int(notice_hours * 3600), 86400,
-            ))
-    return history_in_memory("t1", sessions, reschedules)
+            reschedules.append(reschedule(when, initiator, reason, notice_hours, session_id=f"s{i}"))
+    return history_of(sessions, reschedules)
 
 
-def assess(h, was_flagged=False, settings=SETTINGS):
-    return rule.assess_tutor(h, NOW, {"reschedule_rate": was_flagged}, settings)
+def assess(h, was_flagged=False, **settings):
+    return run_rule(rule, h, NOW, was_flagged=was_flagged, **settings).assessment
 
 
 def test_rate_counts_only_tutor_initiated_reschedules_over_all_sessions():
     result = assess(history(total=10, tutor_moves=2, student_moves=3))
     assert result.metrics["reschedule_rate_30d"] == 20.0
-    assert result.metrics["sessions_30d"] == 10 and result.metrics["tutor_reschedules_30d"] == 2
+    assert result.explanation["sessions"] == 10 and result.metrics["tutor_reschedules_30d"] == 2
 
 
 def test_empty_window_has_no_rate_not_zero():
-    result = assess(history(total=6, tutor_moves=1, days_back=25))
-    assert result.metrics["sessions_7d"] < 6
-    empty = assess(history_in_memory("t1", []))
-    assert empty.metrics["reschedule_rate_7d"] is None and empty.metrics["sessions_7d"] == 0
+    empty = assess(history_of([]))
+    assert empty.metrics["reschedule_rate_7d"] is None and empty.metrics["tutor_reschedules_7d"] == 0
     assert empty.risk_score == 0.0 and not empty.flagged
 
 
@@ -73,15 +67,17 @@ def test_minimum_sessions_guard_blocks_and_clears_flags():
 def test_explanation_records_counts_window_thresholds_and_version():
     explanation = assess(history(total=20, tutor_moves=5)).explanation
     assert explanation == {
-        "rule": "reschedule_rate", "rule_version": rule.RULE.version, "decision": "above_threshold",
-        "window_days": 30, "sessions": 20, "tutor_reschedules": 5, "rate": 25.0,
+        "rule_version": rule.RULE.version, "decision": "above_threshold", "window_days": 30, "rate": 25.0,
+        "events": 5, "events_label": "tutor reschedules", "sessions": 20, "base_label": "sessions",
         "threshold": 15.0, "clear_threshold": 12.0, "min_sessions": 5,
     }
 
 
-def test_thresholds_come_from_settings():
-    strict = Settings(reschedule_threshold=5, clear_threshold=4)
-    assert assess(history(total=20, tutor_moves=2), settings=strict).flagged
+def test_thresholds_and_window_come_from_settings():
+    assert not assess(history(total=20, tutor_moves=2)).flagged
+    assert assess(history(total=20, tutor_moves=2), threshold=5, clear_threshold=4).flagged
+    weekly = assess(history(total=20, tutor_moves=2, days_back=6), window_days=7)
+    assert weekly.explanation["window_days"] == 7 and weekly.explanation["sessions"] == 20
 
 
 def test_wilson_interval_separates_small_from_large_samples():
@@ -104,8 +100,7 @@ def test_severity_is_high_at_twice_the_threshold():
 
 
 def insights_for(h, was_flagged=False):
-    assessment = assess(h, was_flagged)
-    return rule.advise_tutor(h, NOW, {"reschedule_rate": assessment}, SETTINGS)
+    return run_rule(rule, h, NOW, was_flagged=was_flagged).advice
 
 
 def test_insights_are_specific_and_computed():
@@ -130,10 +125,7 @@ def test_recommendation_follows_the_most_common_reason(reason, phrase):
 
 
 def test_rising_trend_is_called_out():
-    sessions = [
-        SessionFact(NOW - dt.timedelta(days=d), session_counts("completed", None, False)) for d in range(8, 88, 2)
-    ]
-    recent = [SessionFact(NOW - dt.timedelta(days=d), session_counts("rescheduled", "tutor", False)) for d in (1, 2)]
-    recent += [SessionFact(NOW - dt.timedelta(days=d), session_counts("completed", None, False)) for d in (3, 4)]
-    h = history_in_memory("t1", sessions + recent)
+    sessions = [completed(NOW - days(d)) for d in range(8, 88, 2)]
+    recent = [rescheduled(NOW - days(d)) for d in (1, 2)] + [completed(NOW - days(d)) for d in (3, 4)]
+    h = history_of(sessions + recent)
     assert any(line.startswith("7-day rate 50% is") and "the 90-day rate" in line for line in insights_for(h).insights)

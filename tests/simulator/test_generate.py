@@ -6,7 +6,6 @@ import statistics
 
 import pytest
 
-from simulator.evaluate import evaluate
 from simulator.generate import LOCAL_ZONE, simulate
 
 NOW = dt.datetime(2026, 11, 25, 23, 0, tzinfo=dt.UTC)
@@ -85,23 +84,60 @@ def test_some_sessions_are_first_sessions_and_new_times_come_later(large):
             assert s["reschedule_info"]["new_time"] > s["reschedule_info"]["original_time"]
 
 
-def test_ground_truth_marks_tutors_above_the_threshold_on_the_last_day():
-    truth = simulate(seed=1, now=NOW).truth()
-    for tutor in truth["tutors"]:
+def test_ground_truth_gives_each_behaviours_latent_probability_on_the_last_day():
+    simulation = simulate(seed=1, tutors=300, now=NOW)
+    truth = simulation.truth()
+    for tutor, profile in zip(truth["tutors"], simulation.tutors, strict=True):
         assert tutor["truly_at_risk"] == (tutor["reschedule_p_at_end"] > 0.15)
-    assert "15%" in truth["definition"]
+        latent = tutor["latent_at_end"]
+        assert latent["tutor_reschedules"] == pytest.approx(profile.reschedule_p_on(simulation.last_day), abs=1e-3)
+        assert latent["no_shows"] == pytest.approx(profile.no_show_p, abs=1e-3)
+        assert latent["poor_first_sessions"] >= latent["tutor_reschedules"] + latent["no_shows"] - 1e-3
+    no_show_prone = [t for t in truth["tutors"] if t["latent_at_end"]["no_shows"] > 0.06 and t["kind"] == "reliable"]
+    poor_first = [t for t in truth["tutors"] if t["first_session_extra_p"] > 0]
+    assert no_show_prone and poor_first  # behaviours apart from rescheduling exist, so the rules can be told apart
 
 
-def test_evaluation_counts_hits_misses_and_detection_delay():
-    truth = {"tutors": [
-        {"tutor_id": "a", "kind": "chronic", "truly_at_risk": True, "change_day": None},
-        {"tutor_id": "b", "kind": "deteriorating", "truly_at_risk": True, "change_day": "2026-10-01"},
-        {"tutor_id": "c", "kind": "reliable", "truly_at_risk": False, "change_day": None},
-        {"tutor_id": "d", "kind": "deteriorating", "truly_at_risk": True, "change_day": "2026-10-20"},
-    ]}
-    raised = [{"tutor_id": "b", "date": "2026-09-01"}, {"tutor_id": "b", "date": "2026-10-12"},
-              {"tutor_id": "c", "date": "2026-11-01"}]
-    result = evaluate(truth, flagged={"a", "b", "c"}, raised=raised)
+def test_first_sessions_of_a_tutor_with_the_trait_go_badly_more_often(large):
+    by_id = {t.tutor_id: t for t in large.tutors}
+
+    def poor_share(first: bool, trait: bool) -> float:
+        chosen = [s for s in large.sessions if s["is_first_session"] == first
+                  and (by_id[s["tutor_id"]].first_session_extra_p > 0) == trait]
+        poor = [s for s in chosen if s["status"] == "no_show" or (s["status"] == "rescheduled"
+                                                                  and s["reschedule_info"]["initiator"] == "tutor")]
+        return len(poor) / len(chosen)
+
+    assert poor_share(first=True, trait=True) > poor_share(first=False, trait=True) + 0.1
+    assert abs(poor_share(first=True, trait=False) - poor_share(first=False, trait=False)) < 0.05
+
+
+def test_evaluation_judges_each_rule_on_its_own_behaviour_and_threshold():
+    from engine.config import Settings
+    from engine.registry import load_rules
+    from simulator.evaluate import criteria, evaluate, report
+
+    def tutor(tutor_id, no_shows, reschedules=0.02, changed=None):
+        return {"tutor_id": tutor_id, "latent_at_end": {"tutor_reschedules": reschedules, "no_shows": no_shows,
+                                                        "poor_first_sessions": 0.05},
+                "latent_changed_on": {"tutor_reschedules": changed}}
+
+    truth = {"tutors": [tutor("a", 0.10), tutor("b", 0.08), tutor("c", 0.01), tutor("d", 0.09),
+                        tutor("e", 0.01, reschedules=0.3, changed="2026-10-01")]}
+    rules = load_rules(Settings())
+    judged, unjudged = criteria(rules, truth)
+    by_rule = {c.rule: c for c in judged}
+    assert set(by_rule) == {"reschedule_rate", "no_show_rate", "first_session"} and unjudged == []
+    assert by_rule["no_show_rate"].describe() == "no_shows > 6%"
+    raised = [{"tutor_id": "b", "rule": "no_show_rate", "date": "2026-10-12"},
+              {"tutor_id": "e", "rule": "reschedule_rate", "date": "2026-09-20"},
+              {"tutor_id": "e", "rule": "reschedule_rate", "date": "2026-10-09"}]
+    result = evaluate(truth, by_rule["no_show_rate"], flagged={"a", "b", "c"}, raised=raised)
     assert (result.true_positives, result.false_positives, result.false_negatives) == (2, 1, 1)
     assert result.precision == 2 / 3 and result.recall == 2 / 3
-    assert result.detection_delays == [11] and result.undetected_deteriorations == 1
+    moved = evaluate(truth, by_rule["reschedule_rate"], flagged={"e"}, raised=raised)
+    assert moved.detection_delays == [8] and (moved.precision, moved.recall) == (1.0, 1.0)
+    stricter = criteria(load_rules(Settings.from_env({"TQS_RULE_NO_SHOW_RATE_THRESHOLD": "9.5"})), truth)[0]
+    assert {c.rule: c for c in stricter}["no_show_rate"].describe() == "no_shows > 9.5%"
+    text = report({c: evaluate(truth, c, set(), raised) for c in judged}, ["busy_week"])
+    assert "busy_week: no ground truth" in text and text.splitlines()[0].startswith("rule")

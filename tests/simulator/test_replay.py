@@ -7,7 +7,7 @@ from engine.db import bind_database, open_database, release_connections
 from engine.migrations import migrate
 from engine.models import RiskEvent, ScoreSnapshot
 from engine.queries import list_tutors
-from engine.registry import get_plugin_manager, metric_names
+from engine.registry import load_rules
 from engine.rescoring import rescore_all
 from engine.services import Services
 from simulator.generate import simulate
@@ -17,14 +17,14 @@ from tests.support.stack import API_KEY
 AS_OF = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(minutes=5)
 
 
-def scored_state(database, pm, settings):
+def scored_state(database, rules, settings):
     """Everything an admin sees, rolled forward to one common moment so the two runs compare exactly."""
     bind_database(database)
     migrate(database)
-    rescore_all(Services(settings, database, pm, clock=lambda: AS_OF))
+    rescore_all(Services(settings, database, rules, clock=lambda: AS_OF))
     with database.connection_context():
         tutors = [{k: v for k, v in t.items() if k != "updated_at"}
-                  for t in list_tutors(metric_names(pm), sort="tutor_id", limit=500).tutors]
+                  for t in list_tutors(rules.metric_names, sort="tutor_id", limit=500).tutors]
         snapshots = sorted((s.tutor_id, s.day, repr(sorted(s.metrics.items())), s.flagged)
                            for s in ScoreSnapshot.select())
         events = sorted((e.tutor_id, e.rule, e.kind, e.day, repr(e.explanation)) for e in RiskEvent.select())
@@ -39,13 +39,13 @@ def test_api_and_direct_replays_give_identical_scores_and_history(sqlite_databas
     stack.stop()
 
     settings = Settings(data_dir=tmp_path)
-    pm = get_plugin_manager(settings)
+    rules = load_rules(settings)
     direct_db = bind_database(open_database(f"sqlite:///{tmp_path / 'direct.db'}"))
     migrate(direct_db)
-    replay_direct(Services(settings, direct_db, pm), simulation.sessions, batch=100)
+    replay_direct(Services(settings, direct_db, rules), simulation.sessions, batch=100)
 
-    via_api = scored_state(api_db, pm, settings)
-    direct = scored_state(direct_db, pm, settings)
+    via_api = scored_state(api_db, rules, settings)
+    direct = scored_state(direct_db, rules, settings)
     release_connections(direct_db)
     assert len(via_api[0]) == 25 and via_api[1] and via_api[2]
     assert via_api == direct
