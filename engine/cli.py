@@ -247,7 +247,7 @@ def rules(services: Services, args: argparse.Namespace) -> int:
             outdated = sum(n for version, n in versions.get(status.name, {}).items() if version != loaded.info.version)
             if outdated:
                 entry["outdated_tutors"] = outdated
-        if status.name in failing:
+        if status.name in failing and status.status != "disabled":
             entry["failing"] = failing[status.name]
         report.append(entry)
     if args.json:
@@ -339,6 +339,10 @@ def rescore(services: Services, args: argparse.Namespace) -> int:
         return 2
     if args.rule and args.rebuild:
         print("tqs rescore: --rebuild recomputes every rule; leave out --rule", file=sys.stderr)
+        return 2
+    if args.rebuild and services.rules.failed:  # a rebuild forgets what it cannot recompute
+        print(f"tqs rescore: --rebuild would throw away the results of {', '.join(services.rules.failed)}, which "
+              "failed to load (see tqs rules): fix or disable it first", file=sys.stderr)
         return 2
     with progress_bars() as progress:
         count = rescore_all(services.at(args.as_of) if args.as_of else services, rebuild=args.rebuild,

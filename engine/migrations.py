@@ -64,7 +64,7 @@ def _count_first_sessions(database: peewee.Database, migrator: SchemaMigrator) -
     present = {column.name for column in database.get_columns("tutor_daily_counts")}
     for name in ("first_session_no_shows", "first_session_tutor_reschedules"):
         if name not in present:  # a schema created by an earlier migration from today's models has them
-            migrator.add_column("tutor_daily_counts", name, peewee.IntegerField(default=0)).run()
+            migrator.add_column("tutor_daily_counts", name, TutorDailyCount._meta.fields[name]).run()
     totals: dict[tuple[str, object], list[int]] = {}
     query = (Session.select(Session.tutor, Session.scheduled_time, Session.status, Reschedule.initiator)
              .join(Reschedule, peewee.JOIN.LEFT_OUTER, on=(Reschedule.session == Session.session_id))

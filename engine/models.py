@@ -116,8 +116,9 @@ class TutorDailyCount(BaseModel):
     tutor_reschedules = peewee.IntegerField(default=0)
     student_reschedules = peewee.IntegerField(default=0)
     first_sessions = peewee.IntegerField(default=0)
-    first_session_no_shows = peewee.IntegerField(default=0)
-    first_session_tutor_reschedules = peewee.IntegerField(default=0)
+    # A database default too, so a worker still on the code before these columns can insert rows.
+    first_session_no_shows = peewee.IntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
+    first_session_tutor_reschedules = peewee.IntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
 
     class Meta:
         table_name = "tutor_daily_counts"
@@ -151,6 +152,7 @@ class RuleFailure(BaseModel):
     rule = peewee.CharField(max_length=64)
     rule_version = peewee.CharField(max_length=32)
     error = peewee.TextField()
+    from_day = peewee.DateField()  # the first day it missed: its next successful rescore starts there
     failed_at = UTCDateTimeField()
 
     class Meta:

@@ -25,6 +25,8 @@ from engine.ruleset import ENGINE_METRICS, LoadedRule, RuleError, RuleSet, RuleS
 from engine.windows import WINDOW_DAYS
 
 ENTRY_POINT_GROUP = "tutor_quality.rules"
+HOOKS = ("describe_rule", "check_settings", "assess_tutor", "advise_tutor")
+MAX_VERSION, MAX_METRIC = 32, 64  # the widths of the columns that store them
 RULE_PREFIX = "TQS_RULE_"
 WEIGHT = "weight"
 log = logging.getLogger("tutor_quality.rules")
@@ -63,6 +65,7 @@ def load_rules(settings: Settings, extra_plugins: Iterable[object] = (), entry_p
     loaded: list[LoadedRule] = []
     statuses: list[RuleStatus] = []
     metric_owners = dict.fromkeys(ENGINE_METRICS, "the engine")
+    taken: set[str] = set()  # every loaded rule's variables: rule "a" with "b_c" is rule "a_b" with "c"
     for candidate in candidates:
         chosen = settings.rules is None or candidate.name in settings.rules
         if not chosen or candidate.name in settings.disabled_rules:
@@ -73,19 +76,31 @@ def load_rules(settings: Settings, extra_plugins: Iterable[object] = (), entry_p
                 raise RuleLoadError(f"another installed rule is already called {candidate.name!r}")
             plugin = candidate.load()
             info = _register(pm, candidate.name, plugin, metric_owners)
+            clash = sorted(set(_variables(info)) & taken)
+            if clash:
+                raise RuleLoadError(f"its variables {', '.join(clash)} are another rule's: rename a setting")
+            rule_settings = _rule_settings(pm, info, settings.rule_env)
+        except ConfigError:  # a bad value of a variable: the operator's to fix, so start-up stops
+            raise
         except Exception as exc:  # a broken rule must not take the others down
+            if pm.has_plugin(candidate.name) and not any(r.name == candidate.name for r in loaded):
+                pm.unregister(name=candidate.name)
             error = str(exc) if isinstance(exc, RuleLoadError) else f"{type(exc).__name__}: {exc}"
             log_event(log, "rule_failed_to_load", logging.ERROR, rule=candidate.name, error=error)
             statuses.append(RuleStatus(candidate.name, "failed", candidate.source, error=error))
             continue
-        rule_settings = _rule_settings(pm, info, settings.rule_env)
         module = getattr(plugin, "__name__", type(plugin).__module__)
         source = candidate.source if candidate.source != "registered directly" else _direct_source(module)
         loaded.append(LoadedRule(info, module, source, rule_settings, float(rule_settings[WEIGHT])))
         statuses.append(RuleStatus(info.name, "loaded", source, info.version))
         metric_owners.update(dict.fromkeys(info.metrics, info.name))
+        taken.update(_variables(info))
     _check_rule_variables(settings.rule_env, loaded, [s.name for s in statuses])
     return RuleSet(pm, loaded, statuses)
+
+
+def _variables(info: RuleInfo) -> list[str]:
+    return [setting_variable(info.name, setting.name) for setting in (*info.settings, weight_setting(info))]
 
 
 def _entry_point_candidates() -> list[_Candidate]:
@@ -116,12 +131,27 @@ def _register(pm: pluggy.PluginManager, name: str, plugin: object, metric_owners
         impls = [impl for impl in pm.hook.describe_rule.get_hookimpls() if impl.plugin_name == name]
         if not impls:
             raise RuleLoadError(f"{name!r} does not implement describe_rule")
+        _check_hooks(pm, name)
         info = impls[0].function()
         _check_info(name, info, metric_owners)
         return info
     except BaseException:
         pm.unregister(name=name)
         raise
+
+
+def _check_hooks(pm: pluggy.PluginManager, name: str) -> None:
+    """Every rule scores (``assess_tutor``); hooks are plain functions called with the arguments they name."""
+    hooks = {hook: impl for hook in HOOKS for impl in getattr(pm.hook, hook).get_hookimpls()
+             if impl.plugin_name == name}
+    if "assess_tutor" not in hooks:
+        raise RuleLoadError(f"{name!r} does not implement assess_tutor, so it cannot score a tutor")
+    for hook, impl in hooks.items():
+        if impl.hookwrapper or impl.wrapper:
+            raise RuleLoadError(f"{hook} must be a plain hook, not a wrapper")
+        if impl.kwargnames:
+            raise RuleLoadError(f"{hook}'s parameters {', '.join(impl.kwargnames)} must not have defaults: "
+                                "the engine passes every parameter a hook names")
 
 
 def _check_info(name: str, info: object, metric_owners: Mapping[str, str]) -> None:
@@ -132,8 +162,12 @@ def _check_info(name: str, info: object, metric_owners: Mapping[str, str]) -> No
                             "use the rule's name for both")
     if not NAME_PATTERN.match(info.name):
         raise RuleLoadError(f"rule name {info.name!r} must be lower case letters, digits and _ (it names variables)")
-    if not isinstance(info.version, str) or not info.version:
-        raise RuleLoadError("describe_rule must give a version string")
+    if not isinstance(info.version, str) or not info.version or len(info.version) > MAX_VERSION:
+        raise RuleLoadError(f"describe_rule must give a version string of 1 to {MAX_VERSION} characters")
+    for metric in info.metrics:
+        if not isinstance(metric, str) or not NAME_PATTERN.match(metric) or len(metric) > MAX_METRIC:
+            raise RuleLoadError(f"metric name {metric!r} must be lower case letters, digits and _, at most "
+                                f"{MAX_METRIC} characters")
     for metric in info.metrics:
         if metric in metric_owners:
             raise RuleLoadError(f"metric {metric!r} is already produced by {metric_owners[metric]}: "
@@ -142,6 +176,9 @@ def _check_info(name: str, info: object, metric_owners: Mapping[str, str]) -> No
     if missing:
         raise RuleLoadError(f"counts {', '.join(missing)} are not among its metrics")
     if info.rate is not None:
+        for part in (info.rate.name, info.rate.events, info.rate.base):
+            if not NAME_PATTERN.match(part):
+                raise RuleLoadError(f"rate name {part!r} must be lower case letters, digits and _")
         wanted = [info.rate.metric(d) for d in WINDOW_DAYS] + [info.rate.events_metric(d) for d in WINDOW_DAYS]
         if info.rate.base != "sessions":
             wanted += [info.rate.base_metric(d) for d in WINDOW_DAYS]
@@ -167,17 +204,19 @@ def _rule_settings(pm: pluggy.PluginManager, info: RuleInfo, env: Mapping[str, s
     for setting in (*info.settings, weight_setting(info)):
         variable = setting_variable(info.name, setting.name)
         given = [(name, env[name]) for name in (variable, *setting.aliases) if env.get(name, "").strip()]
-        if len({raw.strip() for _, raw in given}) > 1:
+        parsed = []
+        for name, raw in given:
+            try:
+                parsed.append(setting.parse(raw))
+            except ValueError as exc:
+                raise ConfigError(f"{name}={raw.strip()!r}: {exc} ({setting.description})") from None
+        if len(set(parsed)) > 1:
             raise ConfigError(f"{' and '.join(name for name, _ in given)} disagree: set one of them")
         if not given:
             values[setting.name] = setting.default
             continue
-        name, raw = given[0]
-        chosen.append(f"{name}={raw.strip()}")
-        try:
-            values[setting.name] = setting.parse(raw)
-        except ValueError as exc:
-            raise ConfigError(f"{name}={raw.strip()!r}: {exc} ({setting.description})") from None
+        chosen.append(f"{given[0][0]}={given[0][1].strip()}")
+        values[setting.name] = parsed[0]
     rule_settings = RuleSettings(values)
     for impl in pm.hook.check_settings.get_hookimpls():
         if impl.plugin_name == info.name:
@@ -204,6 +243,7 @@ def _check_rule_variables(env: Mapping[str, str], loaded: list[LoadedRule], inst
     Variables of rules that are installed but not loaded (disabled, failed) are left alone.
     """
     declared = {setting_variable(rule.name, name): rule for rule in loaded for name in rule.settings}
+    declared.update({alias: rule for rule in loaded for setting in rule.info.settings for alias in setting.aliases})
     owners = sorted(set(installed), key=len, reverse=True)
     for variable in sorted(name for name in env if name.startswith(RULE_PREFIX)):
         if variable in declared:

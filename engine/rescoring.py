@@ -28,7 +28,9 @@ from engine.logs import log_event
 from engine.models import RescoreWaiting, Tutor
 from engine.results import (
     clear_derived,
+    failed_since,
     load_snapshots,
+    stored_metric_names,
     stored_verdicts,
     write_current,
     write_events,
@@ -88,9 +90,13 @@ def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = Fa
     up to today. Time only moves forward for a tutor: a clock behind its last scoring is taken
     as that moment instead.
 
-    With ``only_rule``, that rule alone is recomputed over the tutor's whole history (after it
-    changed); every other rule's results stay as stored. A rule that fails on this tutor keeps
-    its previous results too, and the failure is recorded (``rule_failures``) until it succeeds.
+    With ``only_rule``, that rule alone is recomputed over the tutor's history (after it changed,
+    back to the history horizon); every other rule's results stay as stored, and so do the
+    tutor's waiting row and how far its series is computed, for the other rules' next rescore.
+
+    A rule that fails on this tutor (or failed to load) keeps its previous results, and the
+    failure is recorded in ``rule_failures`` with the first day it missed; the next rescore in
+    which it runs starts from that day, so the days it missed are computed after all.
     """
     started = time.perf_counter()
     sql = Sql(services.database)
@@ -107,8 +113,13 @@ def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = Fa
             clear_derived(tutor_id)
             recount_all_days(tutor_id)
             series_through = earliest = None
+        rules = services.rules
+        running = frozenset({only_rule}) if only_rule else frozenset(rules.names)
         if only_rule:  # the rule's whole history
             earliest = first_session_day(tutor_id)
+        missed = failed_since(sql, tutor_id, running)
+        if missed and (earliest is None or missed < earliest):
+            earliest = missed
         now = max(services.clock(), scored_at or services.clock())
         today = day_of(now)
         changed_from = earliest or series_through or first_session_day(tutor_id) or today
@@ -119,35 +130,34 @@ def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = Fa
         existing = load_snapshots(sql, tutor_id, start - dt.timedelta(days=1), persist_end)
         before = existing.get(start - dt.timedelta(days=1))
         previous_flags = dict(before.flags) if before else {}
-        rules = services.rules
-        series = compute_series(rules, history, start, now, previous_flags,
-                                only=frozenset({only_rule}) if only_rule else None)
-        points, failed = series.points, dict(series.failures)
-        current = points[-1]
+        series = compute_series(rules, history, start, now, previous_flags, only=running)
+        points, current = series.points, series.points[-1]
+        failed = {name: (rules.rules[name].info.version, exc.problem) for name, exc in series.failures.items()}
+        failed.update({name: ("", f"failed to load: {error}") for name, error in rules.failed.items()})
         advice = {}
         for name in current.assessments:
             try:
                 advice[name] = rules.advise(name, history, current.as_of, current.assessments)
             except RuleError as exc:  # its verdict stands; the advice is missing and the failure recorded
-                failed[name] = exc
-        kept = rules.kept | frozenset(series.failures) | (frozenset(rules.names) - {only_rule} if only_rule
-                                                          else frozenset())
-        write_snapshots(sql, tutor_id, [p for p in points if p.day <= persist_end], existing, kept)
+                failed[name] = (rules.rules[name].info.version, exc.problem)
+        kept = frozenset(failed) - frozenset(current.assessments) | (frozenset(rules.names) - running)
+        carried = {metric for name in kept if name in rules.rules for metric in rules.rules[name].info.metrics}
+        carried |= stored_metric_names(sql, tutor_id, kept - frozenset(rules.rules))
+        write_snapshots(sql, tutor_id, [p for p in points if p.day <= persist_end], existing, kept, carried)
         write_events(sql, tutor_id, start, transitions(points, previous_flags), now, current.assessments)
         verdicts = stored_verdicts(sql, tutor_id, kept)
         write_current(sql, tutor_id, current, advice, kept)
-        write_failures(sql, tutor_id, {name: (rules.rules[name].info.version, exc.problem)
-                                       for name, exc in failed.items()}, current.assessments, now)
+        write_failures(sql, tutor_id, failed, current.assessments, kept, start, now)
         for name, exc in series.failures.items():
             log_event(log, "rule_failed", logging.ERROR, rule=name, tutor_id=tutor_id, error=exc.problem)
         verdicts.update({name: (a.flagged, a.risk_score) for name, a in current.assessments.items()})
         flagged = any(flag for flag, _ in verdicts.values())
         risk = rules.overall_risk({name: risk for name, (_, risk) in verdicts.items()})
+        through = series_through if only_rule else max(persist_end, series_through or persist_end)
         sql.run("UPDATE tutors SET series_through = {p}, flagged = {p}, risk_score = {p}, scored_at = {p} "
-                "WHERE tutor_id = {p}",
-                (to_db_day(max(persist_end, series_through or persist_end)), flagged, risk, to_db_time(now),
-                 tutor_id))
-        if waiting:
+                "WHERE tutor_id = {p}", (to_db_day(through) if through else None, flagged, risk, to_db_time(now),
+                                         tutor_id))
+        if waiting and not only_rule:
             sql.run("DELETE FROM rescore_waiting WHERE tutor_id = {p}", (tutor_id,))
     waited = (now - claim.waiting_since).total_seconds() if claim else 0.0
     return Rescored(tutor_id, flagged, len(points), max(waited, 0.0), 1000 * (time.perf_counter() - started))

@@ -34,10 +34,11 @@ def load_snapshots(sql: Sql, tutor_id: str, first: dt.date, last: dt.date) -> di
 
 
 def write_snapshots(sql: Sql, tutor_id: str, points: Iterable[SeriesPoint],
-                    existing: Mapping[dt.date, StoredSnapshot], kept: frozenset[str] = frozenset()) -> int:
+                    existing: Mapping[dt.date, StoredSnapshot], kept: frozenset[str] = frozenset(),
+                    carried: frozenset[str] | set[str] = frozenset()) -> int:
     """Upsert the snapshots whose values changed; returns how many were written.
 
-    The flags of ``kept`` rules (which did not run) and every metric not measured now are
+    The flags of ``kept`` rules (which did not run) and the ``carried`` metrics (theirs) are
     carried over from the stored snapshot of the day, or of the latest day before it.
     """
     rows = []
@@ -49,7 +50,7 @@ def write_snapshots(sql: Sql, tutor_id: str, points: Iterable[SeriesPoint],
         latest = base
         metrics, flags = point.metrics, point.flags
         if base:
-            metrics = {**base.metrics, **metrics}
+            metrics = {**{name: value for name, value in base.metrics.items() if name in carried}, **metrics}
             flags = {**{rule: flag for rule, flag in base.flags.items() if rule in kept}, **flags}
         if old and old.as_of == point.as_of and old.metrics == metrics and old.flags == flags:
             continue
@@ -153,20 +154,45 @@ def stored_verdicts(sql: Sql, tutor_id: str, rules: Iterable[str]) -> dict[str, 
     return {rule: (bool(flagged), float(risk)) for rule, flagged, risk in rows}
 
 
-def write_failures(sql: Sql, tutor_id: str, failed: Mapping[str, tuple[str, str]], succeeded: Iterable[str],
-                   now: dt.datetime) -> None:
-    """Record the rules that failed on this tutor (rule -> (version, error)); forget those that now succeeded."""
-    succeeded = sorted(set(succeeded) - set(failed))
-    if succeeded:
-        sql.run(f"DELETE FROM rule_failures WHERE tutor_id = {{p}} AND rule IN ({sql.marks(len(succeeded))})",
-                (tutor_id, *succeeded))
-    rows = [(tutor_id, rule, version, error[:2000], to_db_time(now))
+def write_failures(sql: Sql, tutor_id: str, failed: Mapping[str, tuple[str, str]], ran: Iterable[str],
+                   kept: Iterable[str], from_day: dt.date, now: dt.datetime) -> None:
+    """Record the rules that failed on this tutor (rule -> (version, error)) from ``from_day`` on, keeping
+    the earliest day each missed. A rule that ran without failing is forgotten, and so is one neither
+    ``ran`` nor ``kept`` (disabled or uninstalled); a kept rule's failure waits for it to run."""
+    keep = sorted(set(failed) | (set(kept) - set(ran)))
+    if keep:
+        sql.run(f"DELETE FROM rule_failures WHERE tutor_id = {{p}} AND rule NOT IN ({sql.marks(len(keep))})",
+                (tutor_id, *keep))
+    else:
+        sql.run("DELETE FROM rule_failures WHERE tutor_id = {p}", (tutor_id,))
+    rows = [(tutor_id, rule, version, error[:2000], to_db_day(from_day), to_db_time(now))
             for rule, (version, error) in sorted(failed.items())]
     if rows:
-        sql.run(f"INSERT INTO rule_failures (tutor_id, rule, rule_version, error, failed_at) VALUES "
-                f"{sql.rows(len(rows), 5)} ON CONFLICT (tutor_id, rule) DO UPDATE SET "
-                "rule_version = excluded.rule_version, error = excluded.error, failed_at = excluded.failed_at",
+        sql.run(f"INSERT INTO rule_failures (tutor_id, rule, rule_version, error, from_day, failed_at) VALUES "
+                f"{sql.rows(len(rows), 6)} ON CONFLICT (tutor_id, rule) DO UPDATE SET "
+                "rule_version = excluded.rule_version, error = excluded.error, failed_at = excluded.failed_at, "
+                f"from_day = {sql.least}(rule_failures.from_day, excluded.from_day)",
                 flatten(rows))
+
+
+def failed_since(sql: Sql, tutor_id: str, rules: Iterable[str]) -> dt.date | None:
+    """The first day any of these rules missed for this tutor (it failed then, and has not run since)."""
+    rules = sorted(rules)
+    if not rules:
+        return None
+    row = sql.all("SELECT MIN(from_day) FROM rule_failures WHERE tutor_id = {p} "
+                  f"AND rule IN ({sql.marks(len(rules))})", (tutor_id, *rules))
+    return from_db_day(row[0][0]) if row and row[0][0] is not None else None
+
+
+def stored_metric_names(sql: Sql, tutor_id: str, rules: Iterable[str]) -> set[str]:
+    """The metrics stored for these rules (ones that did not load, so they cannot say what they produce)."""
+    rules = sorted(rules)
+    if not rules:
+        return set()
+    return {name for (name,) in sql.all(
+        f"SELECT name FROM tutor_metrics WHERE tutor_id = {{p}} AND rule IN ({sql.marks(len(rules))})",
+        (tutor_id, *rules))}
 
 
 def clear_derived(tutor_id: str) -> None:

@@ -37,6 +37,8 @@ class Setting:
         """The value of a variable's text, or ValueError saying what it must be."""
         kind = type(self.default)
         text = raw.strip()
+        if kind in (int, float) and "_" in text:  # Python reads 1_5 as 15; a variable should not
+            raise ValueError("must be a number" if kind is float else "must be a whole number")
         if kind is bool:
             if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError("must be true or false")

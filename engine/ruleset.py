@@ -63,7 +63,9 @@ class RuleSet:
     def __init__(self, pm: pluggy.PluginManager, rules: Iterable[LoadedRule], statuses: Iterable[RuleStatus]):
         self.pm = pm
         self.rules = {rule.name: rule for rule in sorted(rules, key=lambda rule: (rule.info.rank, rule.name))}
-        self.statuses = sorted(statuses, key=lambda status: status.name)
+        ranks = {rule.name: rule.info.rank for rule in self.rules.values()}
+        self.statuses = sorted(statuses, key=lambda status: (status.name not in ranks, ranks.get(status.name, 0),
+                                                             status.name))  # loaded rules first, as listed
         self._impls = {hook: _impls_by_rule(pm, hook, self.rules) for hook in ("assess_tutor", "advise_tutor")}
         self.metric_names = _metric_names(self.rules.values(), tuple(sorted(self.failed)))
 
@@ -73,8 +75,9 @@ class RuleSet:
 
     @property
     def failed(self) -> dict[str, str]:
-        """Rules that are installed and chosen but did not load, with why."""
-        return {s.name: s.error for s in self.statuses if s.status == "failed"}
+        """Rules that are installed and chosen but did not load, with why (a second rule of a loaded rule's
+        name is refused, but the name is not failed: its results are the loaded rule's)."""
+        return {s.name: s.error for s in self.statuses if s.status == "failed" and s.name not in self.rules}
 
     @property
     def kept(self) -> frozenset[str]:
@@ -128,28 +131,40 @@ def check_assessment(info: RuleInfo, result: Any) -> Assessment:
         raise RuleError(name, "returned metrics that are not a dict")
     unknown = sorted(set(result.metrics) - set(info.metrics))
     if unknown:
-        raise RuleError(name, f"returned undeclared metrics {', '.join(unknown)}: declare them in describe_rule")
-    for metric, value in result.metrics.items():
+        raise RuleError(name, f"returned undeclared metrics {', '.join(map(str, unknown))}: declare them in "
+                              "describe_rule")
+    metrics = {}
+    for metric in info.metrics:
+        value = _plain(result.metrics.get(metric))
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
                                   or not math.isfinite(value)):
             raise RuleError(name, f"returned {metric}={value!r}: a metric is a finite number or None")
-    if not isinstance(result.flagged, bool):
+        metrics[metric] = value
+    flagged = _plain(result.flagged)
+    if not isinstance(flagged, bool):
         raise RuleError(name, f"returned flagged={result.flagged!r}: it must be True or False")
     if result.severity not in SEVERITIES:
         raise RuleError(name, f"returned severity {result.severity!r}: use one of {', '.join(SEVERITIES)}")
-    risk = result.risk_score
+    risk = _plain(result.risk_score)
     if isinstance(risk, bool) or not isinstance(risk, int | float) or not 0 <= risk <= 100:
-        raise RuleError(name, f"returned risk_score={risk!r}: it must be a number from 0 to 100")
+        raise RuleError(name, f"returned risk_score={result.risk_score!r}: it must be a number from 0 to 100")
     if not isinstance(result.explanation, dict):
         raise RuleError(name, "returned an explanation that is not a dict")
-    try:
-        json.dumps(result.explanation, allow_nan=False)
+    try:  # stored as it reads back, so a tuple or a number key does not look changed on every rescore
+        explanation = json.loads(json.dumps(result.explanation, allow_nan=False))
     except (TypeError, ValueError) as exc:
         raise RuleError(name, f"returned an explanation that is not JSON: {exc}") from None
-    metrics = {metric: result.metrics.get(metric) for metric in info.metrics}
-    explanation = {**result.explanation, "rule_version": info.version}  # every stored flag says which version
-    return replace(result, rule=name, version=info.version, metrics=metrics, risk_score=float(risk),
-                   explanation=explanation)
+    explanation["rule_version"] = info.version  # every stored flag says which version decided it
+    return replace(result, rule=name, version=info.version, metrics=metrics, flagged=flagged,
+                   risk_score=float(risk), explanation=explanation)
+
+
+def _plain(value: Any) -> Any:
+    """A NumPy scalar (``np.float64``, ``np.bool_``) as the Python value it holds."""
+    item = getattr(value, "item", None)
+    if callable(item) and type(value).__module__ == "numpy":
+        return item()
+    return value
 
 
 def check_advice(name: str, result: Any) -> Advice:

@@ -90,8 +90,8 @@ def make_tutors(
     count: int, first_day: dt.date, last_day: dt.date, rng: random.Random, fake: Faker,
     traits: random.Random | None = None,
 ) -> list[TutorProfile]:
-    """``traits`` draws the no-show-prone and poor-first-session tutors on its own stream, so the
-    sessions of every other tutor stay what they were for a seed."""
+    """``traits`` draws the no-show-prone and poor-first-session tutors on its own stream, so every
+    tutor's profile stays what it was for a seed (their sessions share one stream, so those move)."""
     traits = traits or random.Random(0)
     span = (last_day - first_day).days
     tutors = []
@@ -104,14 +104,17 @@ def make_tutors(
         no_show_prone = traits.random() < NO_SHOW_PRONE_SHARE
         poor_first = traits.random() < POOR_FIRST_SESSION_SHARE
         prone_p, first_extra = traits.uniform(0.07, 0.15), traits.uniform(0.2, 0.4)
-        usual_no_show_p = min(0.2, 0.008 + 0.22 * risk * rng.uniform(0.6, 1.4))  # drawn whatever the trait
+        name = fake.name()  # the main stream is drawn in the order it always was, whatever the traits
+        subjects = tuple(rng.sample(SUBJECTS, rng.randint(1, 3)))
+        load = rng.paretovariate(2.5)
+        usual_no_show_p = min(0.2, 0.008 + 0.22 * risk * rng.uniform(0.6, 1.4))
         tutors.append(TutorProfile(
             tutor_id=f"tutor-{index + 1:05d}",
-            name=fake.name(),
-            subjects=tuple(rng.sample(SUBJECTS, rng.randint(1, 3))),
+            name=name,
+            subjects=subjects,
             start_date=started,
             kind=kind,
-            load=rng.paretovariate(2.5),
+            load=load,
             reschedule_p=base,
             later_reschedule_p=later,
             change_day=change,

@@ -138,6 +138,10 @@ def test_a_rule_that_fails_to_import_is_reported_and_the_others_still_score(env,
     assert "event=rule_failed_to_load rule=broken_rule" in listing.stderr
     chosen = tqs({**broken, "TQS_DISABLED_RULES": "broken_rule"}, "rules")  # turned off: nothing to act on
     assert "broken_rule   [disabled]" in chosen.stdout
+    rebuild = tqs(broken, "rescore", "--rebuild", check=False)  # it would throw the broken rule's results away
+    assert rebuild.returncode == 2 and "throw away the results of broken_rule" in rebuild.stderr
+    health_like = json.loads(tqs(broken, "rules", "--json", check=False).stdout)
+    assert {r["name"]: r for r in health_like}["broken_rule"]["failing"]["tutors"] == 8  # each tutor it missed
 
 
 def test_a_bad_rule_setting_stops_the_command_naming_the_variable(env):

@@ -26,7 +26,8 @@ class HealthResource:
             with self._services.database.connection_context():
                 body["backlog"] = queries.backlog(self._services.clock()).as_dict()
                 for name, failing in queries.rule_failures().items():
-                    rules.setdefault(name, {"status": "not installed"})["failing"] = failing
+                    if rules.get(name, {}).get("status") in ("loaded", "failed"):  # others' rows go at a rescore
+                        rules[name]["failing"] = failing
         except Exception as exc:  # report, do not fail: health must answer when the database is down
             database.update(ok=False, error=type(exc).__name__)
         try:

@@ -67,6 +67,11 @@ def test_the_reschedule_rule_keeps_its_documented_variables():
     assert (settings.threshold, settings.window_days) == (20.0, 7)
     with pytest.raises(ConfigError, match="TQS_RULE_RESCHEDULE_RATE_THRESHOLD and TQS_RESCHEDULE_THRESHOLD disagree"):
         load_rules(Settings.from_env({"TQS_RESCHEDULE_THRESHOLD": "20", "TQS_RULE_RESCHEDULE_RATE_THRESHOLD": "25"}))
+    same = load_rules(Settings.from_env({"TQS_RESCHEDULE_THRESHOLD": "20",
+                                         "TQS_RULE_RESCHEDULE_RATE_THRESHOLD": "20.0"}))
+    assert same.rules["reschedule_rate"].settings.threshold == 20.0  # the same value written two ways agrees
+    with pytest.raises(ConfigError, match="TQS_RULE_RESCHEDULE_RATE_MIN_SESSIONS='1_5': must be a whole number"):
+        load_rules(Settings.from_env({"TQS_RULE_RESCHEDULE_RATE_MIN_SESSIONS": "1_5"}))
     with pytest.raises(ConfigError, match="TQS_CLEAR_THRESHOLD"):  # the old variable named in the error
         load_rules(Settings.from_env({"TQS_CLEAR_THRESHOLD": "120"}))
 
@@ -74,7 +79,8 @@ def test_the_reschedule_rule_keeps_its_documented_variables():
 class Valid:
     @hookimpl
     def describe_rule(self):
-        return RuleInfo("valid", "1", "always fine", ("valid_count",), ("valid_count",))
+        return RuleInfo("valid", "1", "always fine", ("valid_count",), ("valid_count",),
+                        settings=(Setting("max_count", 3, "x"),))
 
     @hookimpl
     def assess_tutor(self, history, as_of):
@@ -97,22 +103,80 @@ class Nameless:
         return None
 
 
-class Clashing:
+class Scores:
+    """Every test rule scores, so what is wrong with it is the one thing under test."""
+
+    @hookimpl
+    def assess_tutor(self):
+        return Assessment({}, flagged=False)
+
+
+class Clashing(Scores):
     @hookimpl
     def describe_rule(self):
         return RuleInfo("clashing", "1", "takes another rule's metric", ("valid_count",))
 
 
-class BadDefault:
+class BadDefault(Scores):
     @hookimpl
     def describe_rule(self):
         return RuleInfo("bad_default", "1", "x", settings=(Setting("limit", 500, "x", maximum=100),))
 
 
-class Exploding:
+class Exploding(Scores):
     @hookimpl
     def describe_rule(self):
         raise RuntimeError("cannot read my model file")
+
+
+class DoesNotScore:
+    @hookimpl
+    def describe_rule(self):
+        return RuleInfo("does_not_score", "1", "x")
+
+
+class Wraps(Scores):
+    @hookimpl
+    def describe_rule(self):
+        return RuleInfo("wraps", "1", "x")
+
+    @hookimpl(wrapper=True)
+    def advise_tutor(self):
+        return (yield)
+
+
+class Defaults:
+    @hookimpl
+    def describe_rule(self):
+        return RuleInfo("defaults", "1", "x")
+
+    @hookimpl
+    def assess_tutor(self, history, settings=None):
+        return Assessment({}, flagged=False)
+
+
+class SameVariables(Scores):
+    """Rule ``valid_max`` with setting ``count`` is TQS_RULE_VALID_MAX_COUNT, as is ``valid``'s ``max_count``."""
+
+    @hookimpl
+    def describe_rule(self):
+        return RuleInfo("valid_max", "1", "x", settings=(Setting("count", 1, "x"),))
+
+
+class BrokenCheck(Scores):
+    @hookimpl
+    def describe_rule(self):
+        return RuleInfo("broken_check", "1", "x", settings=(Setting("limit", 1, "x"),))
+
+    @hookimpl
+    def check_settings(self, settings):
+        return settings.limti  # a typo: AttributeError, not a complaint about the values
+
+
+class LongVersion(Scores):
+    @hookimpl
+    def describe_rule(self):
+        return RuleInfo("long_version", "1.0.0+" + "x" * 40, "x")
 
 
 @pytest.mark.parametrize(("plugin", "name", "error"), [
@@ -121,6 +185,12 @@ class Exploding:
     (Clashing(), "clashing", "metric 'valid_count' is already produced by valid"),
     (BadDefault(), "bad_default", "the default of setting 'limit' must be at most 100"),
     (Exploding(), "Exploding", "RuntimeError: cannot read my model file"),
+    (DoesNotScore(), "does_not_score", "does not implement assess_tutor"),
+    (Wraps(), "wraps", "advise_tutor must be a plain hook, not a wrapper"),
+    (Defaults(), "defaults", "assess_tutor's parameters settings must not have defaults"),
+    (SameVariables(), "valid_max", "its variables TQS_RULE_VALID_MAX_COUNT are another rule's"),
+    (BrokenCheck(), "broken_check", "AttributeError: no setting 'limti'"),
+    (LongVersion(), "long_version", "a version string of 1 to 32 characters"),
 ])
 def test_a_rule_that_cannot_load_is_skipped_and_says_why(plugin, name, error, caplog):
     rules = load_rules(Settings(), extra_plugins=[Valid(), plugin])
@@ -132,8 +202,9 @@ def test_a_rule_that_cannot_load_is_skipped_and_says_why(plugin, name, error, ca
 
 def test_a_second_rule_with_a_taken_name_is_the_one_refused():
     rules = load_rules(Settings(), extra_plugins=[Valid(), Valid()], entry_points=False)
-    assert rules.names == ("valid",)
-    assert "already called 'valid'" in rules.failed["valid"]
+    assert rules.names == ("valid",) and rules.failed == {}  # the loaded one's results are not stale
+    refused = [s for s in rules.statuses if s.status == "failed"]
+    assert len(refused) == 1 and "already called 'valid'" in refused[0].error
 
 
 def test_an_outside_package_loads_from_its_entry_point(outside_rule):

@@ -151,6 +151,8 @@ def test_a_disabled_rules_results_go_at_the_next_rescore(database, settings):
     with database.connection_context():
         assert not Tutor.get_by_id("t1").flagged
         assert not TutorScore.select().where(TutorScore.rule == "no_show_rate").exists()
+        latest = ScoreSnapshot.select().where(ScoreSnapshot.tutor == "t1").order_by(ScoreSnapshot.day.desc()).first()
+        assert "no_show_rate_30d" not in latest.metrics and "no_show_rate" not in latest.flags
 
 
 def test_rule_testing_helpers_run_a_rule_as_the_engine_does():
@@ -160,3 +162,83 @@ def test_rule_testing_helpers_run_a_rule_as_the_engine_does():
     assert result.assessment.rule == "no_show_rate" and result.assessment.flagged
     assert result.settings.threshold == 6.0
     assert "1 no-show in the past 7 days" in result.advice.insights
+
+
+def test_numpy_scalars_are_taken_as_the_numbers_they_hold_and_explanations_as_they_read_back():
+    import numpy as np
+    checked = assess_with(Assessment({"returns_value": np.float64(2.5)}, flagged=np.bool_(True),
+                                     risk_score=np.int64(30), explanation={"window": (7, 30), 1: "one"}))
+    assert checked.metrics == {"returns_value": 2.5} and type(checked.metrics["returns_value"]) is float
+    assert checked.flagged is True and checked.risk_score == 30.0
+    assert checked.explanation == {"window": [7, 30], "1": "one", "rule_version": "1.0"}
+
+
+class Flaky:
+    """Flags a tutor with a no-show in the past 7 days; raises while ``broken``."""
+
+    broken = False
+
+    @hookimpl
+    def describe_rule(self):
+        return RuleInfo("flaky", "1", "recent no-show", ("flaky_no_shows_7d",), ("flaky_no_shows_7d",))
+
+    @hookimpl
+    def assess_tutor(self, history, as_of):
+        if Flaky.broken:
+            raise RuntimeError("flaky bug")
+        missed = history.window(7, as_of).no_shows
+        return Assessment({"flaky_no_shows_7d": missed}, flagged=missed > 0)
+
+
+def events_of(rule):
+    return sorted((e.tutor_id, e.kind, e.day) for e in RiskEvent.select().where(RiskEvent.rule == rule))
+
+
+def test_a_rule_that_recovers_computes_the_days_it_missed(database, settings):
+    services = Services(settings, database, load_rules(settings, extra_plugins=[Flaky()]), clock=lambda: NOW)
+    Flaky.broken = True
+    ingest(services, [raw_session("old", "t1", NOW - dt.timedelta(days=5), "no_show")])
+    with database.connection_context():
+        assert events_of("flaky") == [] and queries.rule_failures()["flaky"]["tutors"] == 1
+    Flaky.broken = False
+    ingest(services, [raw_session("new", "t1", NOW - dt.timedelta(hours=1))])  # only today changed
+    with database.connection_context():
+        incremental = events_of("flaky")
+        assert queries.rule_failures() == {}
+    rescore_all(services, rebuild=True)
+    with database.connection_context():
+        assert incremental == events_of("flaky") and incremental[0][1] == "raised"
+        assert incremental[0][2] == (NOW - dt.timedelta(days=5)).date()  # raised on the day, not when it recovered
+
+
+def test_a_failing_rule_that_is_disabled_stops_counting_as_failing(database, settings):
+    Flaky.broken = True
+    services = Services(settings, database, load_rules(settings, extra_plugins=[Flaky()]), clock=lambda: NOW)
+    ingest(services, [raw_session("s1", "t1", NOW - dt.timedelta(days=1))])
+    Flaky.broken = False
+    without = Services(settings, database, load_rules(settings), clock=lambda: NOW)
+    with database.connection_context():
+        assert "flaky" in queries.rule_failures()
+    rescore_all(without)
+    with database.connection_context():
+        assert queries.rule_failures() == {}
+
+
+def test_rescore_rule_leaves_the_other_rules_pending_work_waiting(database, settings, services):
+    from engine.models import RescoreWaiting
+    from engine.storing import store_sessions
+    from tests.factories import session
+    ingest(services, sessions_of("t1", 10, 0))
+    with database.connection_context():
+        through = Tutor.get_by_id("t1").series_through
+        store_sessions(services, [session("late", "t1", NOW - dt.timedelta(days=20), "no_show")])  # not rescored
+        assert RescoreWaiting.select().count() == 1
+    rescore_all(services, only_rule="reschedule_rate")
+    with database.connection_context():
+        assert RescoreWaiting.select().count() == 1  # the other rules still have to see the late session
+        assert Tutor.get_by_id("t1").series_through == through
+    rescore_all(services)
+    with database.connection_context():
+        assert RescoreWaiting.select().count() == 0
+        latest = ScoreSnapshot.select().where(ScoreSnapshot.tutor == "t1").order_by(ScoreSnapshot.day.desc()).first()
+        assert latest.metrics["no_shows_30d"] == 1
