@@ -4,7 +4,7 @@ In-process on a throwaway PostgreSQL database (``TQS_TEST_DATABASE_URL``'s serve
 50 tutors of 10 sessions each over the last 90 days. CPU is this process's (``time.process_time``):
 what a worker spends, not the database server's. Statements are counted at ``execute_sql``.
 
-    python -m bench.rescore_cost [--repeat 200] [--profile]
+    python -m bench.rescore_cost [--repeat 200] [--profile] [--rules RULE,...]
 """
 
 from __future__ import annotations
@@ -70,10 +70,11 @@ def measure(label: str, repeat: int, setup: Callable[[int], object], action: Cal
             f"{statistics.median(statements):.0f}"]
 
 
-def run(url: str, repeat: int, profile: bool) -> None:
+def run(url: str, repeat: int, profile: bool, rules: frozenset[str] | None = None) -> None:
     database = bind_database(open_database(url))
     migrate(database)
-    settings = Settings(database_url=url)
+    settings = Settings(database_url=url, rules=rules)
+    print(f"rules: {', '.join(load_rules(settings).names)}", file=sys.stderr)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     services = Services(settings, database, load_rules(settings), clock=lambda: now)
     rng = random.Random(1)
@@ -124,10 +125,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of live sessions")
+    parser.add_argument("--rules", help="comma-separated rules to run (default: every installed rule)")
     args = parser.parse_args()
     try:
         with throwaway_postgres(admin_url(), "rescore_bench") as url:
-            run(url, args.repeat, args.profile)
+            run(url, args.repeat, args.profile,
+                frozenset(r.strip() for r in args.rules.split(",") if r.strip()) if args.rules else None)
     except PostgresUnavailable as exc:
         print(f"bench.rescore_cost: {exc}; run `make services`", file=sys.stderr)
         return 2

@@ -131,8 +131,8 @@ def _register(pm: pluggy.PluginManager, name: str, plugin: object, metric_owners
         impls = [impl for impl in pm.hook.describe_rule.get_hookimpls() if impl.plugin_name == name]
         if not impls:
             raise RuleLoadError(f"{name!r} does not implement describe_rule")
-        _check_hooks(pm, name)
         info = impls[0].function()
+        _check_hooks(pm, name)
         _check_info(name, info, metric_owners)
         return info
     except BaseException:

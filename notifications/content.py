@@ -60,7 +60,7 @@ def tutor_report(settings: Settings, metric_names: MetricNames, tutor: Mapping[s
         "link": dashboard_link(settings.dashboard_url, tutor["tutor_id"]),
         "session": _session_facts(session) if session else None,
         "rates": rate_rows(tutor, metric_names),
-        "flags": [_flag_facts(flag) for flag in tutor["flags"]],
+        "flags": [_flag_facts(flag, metric_names) for flag in tutor["flags"]],
         "insights": tutor["insights"],
         "recommendations": tutor["recommendations"],
         "policy": settings.email_policy,
@@ -139,8 +139,11 @@ def one_line(text: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
-def _flag_facts(flag: Mapping[str, Any]) -> dict[str, Any]:
-    return {"rule": flag["rule"].replace("_", " "), "version": flag["rule_version"], "flagged": flag["flagged"],
+def _flag_facts(flag: Mapping[str, Any], metric_names: MetricNames) -> dict[str, Any]:
+    """A rule is called by what its rate measures when it declares one ("no-show rate"), else by its name."""
+    labels = {rule: rate.label for rule, rate in metric_names.rates}
+    return {"rule": labels.get(flag["rule"], flag["rule"].replace("_", " ")), "version": flag["rule_version"],
+            "flagged": flag["flagged"],
             "severity": flag["severity"], "why": describe_explanation(flag.get("explanation") or {})}
 
 
