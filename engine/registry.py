@@ -21,7 +21,7 @@ from engine import hookspecs
 from engine.config import ConfigError, Settings
 from engine.logs import log_event
 from engine.rulekit import NAME_PATTERN, RuleInfo, RuleSettings, Setting
-from engine.ruleset import ENGINE_METRICS, LoadedRule, RuleError, RuleSet, RuleStatus
+from engine.ruleset import ENGINE_METRICS, LoadedRule, RuleSet, RuleStatus
 from engine.windows import WINDOW_DAYS
 
 ENTRY_POINT_GROUP = "tutor_quality.rules"
@@ -261,5 +261,3 @@ def _direct_source(module: str) -> str:
     origin = getattr(sys.modules.get(module), "__file__", None)
     return f"registered directly ({origin or module})"
 
-
-__all__ = ["ENTRY_POINT_GROUP", "RuleError", "RuleLoadError", "load_rules", "setting_variable"]

@@ -132,27 +132,27 @@ def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = Fa
         previous_flags = dict(before.flags) if before else {}
         series = compute_series(rules, history, start, now, previous_flags, only=running)
         points, current = series.points, series.points[-1]
-        failed = {name: (rules.rules[name].info.version, exc.problem) for name, exc in series.failures.items()}
-        failed.update({name: ("", f"failed to load: {error}") for name, error in rules.failed.items()})
+        failed = {rule: (rules.rules[rule].info.version, exc.problem) for rule, exc in series.failures.items()}
+        failed.update({rule: ("", f"failed to load: {error}") for rule, error in rules.failed.items()})
         advice = {}
-        for name in current.assessments:
+        for rule in current.assessments:
             try:
-                advice[name] = rules.advise(name, history, current.as_of, current.assessments)
+                advice[rule] = rules.advise(rule, history, current.as_of, current.assessments)
             except RuleError as exc:  # its verdict stands; the advice is missing and the failure recorded
-                failed[name] = (rules.rules[name].info.version, exc.problem)
+                failed[rule] = (rules.rules[rule].info.version, exc.problem)
         kept = frozenset(failed) - frozenset(current.assessments) | (frozenset(rules.names) - running)
-        carried = {metric for name in kept if name in rules.rules for metric in rules.rules[name].info.metrics}
+        carried = {metric for rule in kept if rule in rules.rules for metric in rules.rules[rule].info.metrics}
         carried |= stored_metric_names(sql, tutor_id, kept - frozenset(rules.rules))
         write_snapshots(sql, tutor_id, [p for p in points if p.day <= persist_end], existing, kept, carried)
         write_events(sql, tutor_id, start, transitions(points, previous_flags), now, current.assessments)
         verdicts = stored_verdicts(sql, tutor_id, kept)
         write_current(sql, tutor_id, current, advice, kept)
         write_failures(sql, tutor_id, failed, current.assessments, kept, start, now)
-        for name, exc in series.failures.items():
-            log_event(log, "rule_failed", logging.ERROR, rule=name, tutor_id=tutor_id, error=exc.problem)
-        verdicts.update({name: (a.flagged, a.risk_score) for name, a in current.assessments.items()})
+        for rule, exc in series.failures.items():
+            log_event(log, "rule_failed", logging.ERROR, rule=rule, tutor_id=tutor_id, error=exc.problem)
+        verdicts.update({rule: (a.flagged, a.risk_score) for rule, a in current.assessments.items()})
         flagged = any(flag for flag, _ in verdicts.values())
-        risk = rules.overall_risk({name: risk for name, (_, risk) in verdicts.items()})
+        risk = rules.overall_risk({rule: risk for rule, (_, risk) in verdicts.items()})
         through = series_through if only_rule else max(persist_end, series_through or persist_end)
         sql.run("UPDATE tutors SET series_through = {p}, flagged = {p}, risk_score = {p}, scored_at = {p} "
                 "WHERE tutor_id = {p}", (to_db_day(through) if through else None, flagged, risk, to_db_time(now),

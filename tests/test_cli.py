@@ -57,12 +57,12 @@ def test_the_tutor_table_shows_each_rules_rate_in_the_window_it_decides_on(env):
     tqs(env, "ingest", str(SAMPLE), "--sync", "--as-of", SAMPLE_AS_OF)
     header, *rows = tqs({**env, "COLUMNS": "250"}, "tutors").stdout.splitlines()
     assert [part.strip() for part in header.split("  ") if part.strip()] == [
-        "tutor", "name", "sessions 30d", "reschedule rate 30d %", "no-show rate 30d %",
+        "tutor", "name", "sessions 30d", "reschedule rate 30d %", "no-show rate 90d %",
         "poor first-session rate 90d %", "risk", "flag"]
     by_id = {row.split()[0]: row for row in rows if row.startswith("tut-")}
     cara = json.loads(tqs(env, "tutor", "tut-cara", "--json").stdout)
     cells = [f"{cara[name]:.1f}" if cara[name] is not None else "-" for name in (
-        "reschedule_rate_30d", "no_show_rate_30d", "poor_first_session_rate_90d", "risk_score")]
+        "reschedule_rate_30d", "no_show_rate_90d", "poor_first_session_rate_90d", "risk_score")]
     assert by_id["tut-cara"].split()[-5:] == [*cells, "FLAG"]
 
 

@@ -1,9 +1,10 @@
 """The no-show rule: sessions the tutor missed, as a share of all sessions, over 7, 30 and 90 days.
 
 16% of tutor replacements follow no-shows (PRD §2), and a missed session is worse than a
-moved one, so the threshold is lower than the reschedule rule's and a single week with
-two no-shows is called out. The flag, hysteresis and risk score are the standard rate
-rule's (:mod:`engine.raterule`); settings are ``TQS_RULE_NO_SHOW_RATE_<SETTING>``.
+moved one, so the threshold is lower than the reschedule rule's, and a single week with
+two no-shows is called out. Being rare, they are judged over 90 days. The flag, hysteresis
+and risk score are the standard rate rule's (:mod:`engine.raterule`); settings are
+``TQS_RULE_NO_SHOW_RATE_<SETTING>``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ RULE = RuleInfo(
     description="Sessions the tutor missed (no-shows) as a share of all sessions, over 7, 30 and 90 days",
     metrics=METRICS,
     counts=COUNTS,
-    settings=rate_settings(threshold=6.0, clear_threshold=4.0, window_days=30, min_sessions=8),
+    # No-shows are rare (about 2% of a reliable tutor's sessions): 30 days of a typical tutor's ~13
+    # sessions cannot tell 2% from 8%, and one no-show would flag. 90 days of at least 15 can.
+    settings=rate_settings(threshold=6.0, clear_threshold=4.0, window_days=90, min_sessions=15),
     rate=RATE,
     weight=1.2,  # a missed session costs the student more than a moved one
     rank=10,

@@ -236,7 +236,7 @@ def test_clicking_a_tutor_opens_their_story_with_the_right_numbers(signed_in, da
     scored_at = dt.datetime.fromisoformat(record["updated_at"].replace("Z", "+00:00"))
     _, _, rate = oracle_rate(dashboard.sessions, tutor_id, scored_at, 30)  # counted afresh from every session
     assert rate_on_page(page, "reschedule_rate") == ("\u2014" if rate is None else f"{rate:.1f}%")
-    for name, days in (("no_show_rate", 30), ("poor_first_session_rate", 90)):  # as the API has them
+    for name, days in (("no_show_rate", 90), ("poor_first_session_rate", 90)):  # as the API has them
         value = record[f"{name}_{days}d"]
         assert rate_on_page(page, name) == ("\u2014" if value is None else f"{value:.1f}%")
     assert page.locator("[data-section=why]").inner_text().strip()

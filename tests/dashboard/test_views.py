@@ -231,7 +231,7 @@ def test_the_detail_shows_every_rules_rate_and_charts_the_riskiest_flagged_rule(
     assert [m.name for m in store.measures] == ["reschedule_rate", "no_show_rate", "poor_first_session_rate"]
     for name in ("reschedule_rate", "no_show_rate", "poor_first_session_rate"):
         assert f'data-rate="{name}"' in head
-    assert "30-day no-show rate" in head and "90-day poor first-session rate" in head
+    assert "90-day no-show rate" in head and "90-day poor first-session rate" in head
     flags = {flag["rule"]: flag for flag in store.tutor_story("t-alice").detail["flags"]}
     riskiest = max((f for f in flags.values() if f["flagged"]), key=lambda f: f["risk_score"])["rule"]
     assert detail.chart_choice.value == store.measures[[m.rule for m in store.measures].index(riskiest)].name

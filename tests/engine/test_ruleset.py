@@ -158,7 +158,8 @@ def test_a_disabled_rules_results_go_at_the_next_rescore(database, settings):
 def test_rule_testing_helpers_run_a_rule_as_the_engine_does():
     from engine.testing import run_rule
     from plugins import no_show as rule
-    result = run_rule(rule, [completed(NOW - days(i)) for i in range(1, 10)] + [no_show(NOW - days(2))], NOW)
+    sessions = [completed(NOW - days(i)) for i in range(1, 19)] + [no_show(NOW - days(2)), no_show(NOW - days(40))]
+    result = run_rule(rule, sessions, NOW)  # 2 of 20 in 90 days
     assert result.assessment.rule == "no_show_rate" and result.assessment.flagged
     assert result.settings.threshold == 6.0
     assert "1 no-show in the past 7 days" in result.advice.insights
