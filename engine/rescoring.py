@@ -28,10 +28,9 @@ from engine.logs import log_event
 from engine.models import RescoreWaiting, Tutor
 from engine.results import (
     clear_derived,
-    failed_since,
+    load_failures,
     load_snapshots,
     stored_metric_names,
-    stored_verdicts,
     write_current,
     write_events,
     write_failures,
@@ -117,8 +116,9 @@ def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = Fa
         running = frozenset({only_rule}) if only_rule else frozenset(rules.names)
         if only_rule:  # the rule's whole history
             earliest = first_session_day(tutor_id)
-        missed = failed_since(sql, tutor_id, running)
-        if missed and (earliest is None or missed < earliest):
+        failing = load_failures(sql, tutor_id)
+        missed = min((day for rule, day in failing.items() if rule in running), default=None)
+        if missed and (earliest is None or missed < earliest):  # days a rule missed are computed now
             earliest = missed
         now = max(services.clock(), scored_at or services.clock())
         today = day_of(now)
@@ -145,9 +145,8 @@ def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = Fa
         carried |= stored_metric_names(sql, tutor_id, kept - frozenset(rules.rules))
         write_snapshots(sql, tutor_id, [p for p in points if p.day <= persist_end], existing, kept, carried)
         write_events(sql, tutor_id, start, transitions(points, previous_flags), now, current.assessments)
-        verdicts = stored_verdicts(sql, tutor_id, kept)
-        write_current(sql, tutor_id, current, advice, kept)
-        write_failures(sql, tutor_id, failed, current.assessments, kept, start, now)
+        verdicts = write_current(sql, tutor_id, current, advice, kept)
+        write_failures(sql, tutor_id, failed, current.assessments, kept, start, now, failing)
         for rule, exc in series.failures.items():
             log_event(log, "rule_failed", logging.ERROR, rule=rule, tutor_id=tutor_id, error=exc.problem)
         verdicts.update({rule: (a.flagged, a.risk_score) for rule, a in current.assessments.items()})

@@ -102,16 +102,17 @@ def write_events(sql: Sql, tutor_id: str, start: dt.date, found: list[RiskTransi
 
 
 def write_current(sql: Sql, tutor_id: str, current: SeriesPoint, advice: Mapping[str, Advice],
-                  kept: frozenset[str] = frozenset()) -> None:
-    """The current verdict of every rule that ran, and every current metric value that changed.
-
-    Results of ``kept`` rules stay as they are; those of any other rule (disabled, uninstalled) go.
-    """
-    keep = sorted({*current.assessments, *kept})
-    sql.run(f"DELETE FROM tutor_scores WHERE tutor_id = {{p}} AND rule NOT IN ({sql.marks(len(keep))})"
-            if keep else "DELETE FROM tutor_scores WHERE tutor_id = {p}", (tutor_id, *keep))
-    sql.run(f"DELETE FROM tutor_metrics WHERE tutor_id = {{p}} AND rule NOT IN ({sql.marks(len(keep) + 1)})",
-            (tutor_id, ENGINE_OWNER, *keep))
+                  kept: frozenset[str] = frozenset()) -> dict[str, tuple[bool, float]]:
+    """The current verdict of every rule that ran, and every current metric value that changed; returns the
+    stored (flagged, risk score) of the ``kept`` rules, whose results stay as they are. Results of any
+    other rule (disabled, uninstalled) go."""
+    keep = {*current.assessments, *kept}
+    stored_scores = sql.all("SELECT rule, flagged, risk_score FROM tutor_scores WHERE tutor_id = {p}", (tutor_id,))
+    verdicts = {rule: (bool(flagged), float(risk)) for rule, flagged, risk in stored_scores if rule in kept}
+    gone = sorted({rule for rule, _, _ in stored_scores} - keep)
+    if gone:
+        sql.run(f"DELETE FROM tutor_scores WHERE tutor_id = {{p}} AND rule IN ({sql.marks(len(gone))})",
+                (tutor_id, *gone))
     scores = [
         (tutor_id, rule, a.version, a.flagged, a.severity, a.risk_score, to_db_json(a.explanation),
          to_db_json(advice[rule].insights if rule in advice else []),
@@ -128,13 +129,18 @@ def write_current(sql: Sql, tutor_id: str, current: SeriesPoint, advice: Mapping
             "recommendations = excluded.recommendations, as_of = excluded.as_of",
             flatten(scores),
         )
-    stored = dict(sql.all("SELECT name, value FROM tutor_metrics WHERE tutor_id = {p}", (tutor_id,)))
+    stored = {name: (rule, value) for name, rule, value in
+              sql.all("SELECT name, rule, value FROM tutor_metrics WHERE tutor_id = {p}", (tutor_id,))}
+    gone = sorted(name for name, (rule, _) in stored.items() if rule != ENGINE_OWNER and rule not in keep)
+    if gone:
+        sql.run(f"DELETE FROM tutor_metrics WHERE tutor_id = {{p}} AND name IN ({sql.marks(len(gone))})",
+                (tutor_id, *gone))
     owned = [(ENGINE_OWNER, current.activity)] + [(rule, a.metrics) for rule, a in sorted(current.assessments.items())]
     metrics = [
         (tutor_id, name, rule, value)
         for rule, values in owned
         for name, value in values.items()
-        if name not in stored or stored[name] != value
+        if stored.get(name) != (rule, value)
     ]
     if metrics:
         sql.run(
@@ -142,29 +148,26 @@ def write_current(sql: Sql, tutor_id: str, current: SeriesPoint, advice: Mapping
             "ON CONFLICT (tutor_id, name) DO UPDATE SET value = excluded.value, rule = excluded.rule",
             flatten(metrics),
         )
+    return verdicts
 
 
-def stored_verdicts(sql: Sql, tutor_id: str, rules: Iterable[str]) -> dict[str, tuple[bool, float]]:
-    """The stored (flagged, risk score) of some rules, for rules that keep their previous result."""
-    rules = sorted(rules)
-    if not rules:
-        return {}
-    rows = sql.all(f"SELECT rule, flagged, risk_score FROM tutor_scores WHERE tutor_id = {{p}} "
-                   f"AND rule IN ({sql.marks(len(rules))})", (tutor_id, *rules))
-    return {rule: (bool(flagged), float(risk)) for rule, flagged, risk in rows}
+def load_failures(sql: Sql, tutor_id: str) -> dict[str, dt.date]:
+    """The rules failing on this tutor, with the first day each missed."""
+    return {rule: from_db_day(day) for rule, day in
+            sql.all("SELECT rule, from_day FROM rule_failures WHERE tutor_id = {p}", (tutor_id,))}
 
 
 def write_failures(sql: Sql, tutor_id: str, failed: Mapping[str, tuple[str, str]], ran: Iterable[str],
-                   kept: Iterable[str], from_day: dt.date, now: dt.datetime) -> None:
+                   kept: Iterable[str], from_day: dt.date, now: dt.datetime, stored: Iterable[str]) -> None:
     """Record the rules that failed on this tutor (rule -> (version, error)) from ``from_day`` on, keeping
-    the earliest day each missed. A rule that ran without failing is forgotten, and so is one neither
-    ``ran`` nor ``kept`` (disabled or uninstalled); a kept rule's failure waits for it to run."""
-    keep = sorted(set(failed) | (set(kept) - set(ran)))
-    if keep:
-        sql.run(f"DELETE FROM rule_failures WHERE tutor_id = {{p}} AND rule NOT IN ({sql.marks(len(keep))})",
-                (tutor_id, *keep))
-    else:
-        sql.run("DELETE FROM rule_failures WHERE tutor_id = {p}", (tutor_id,))
+    the earliest day each missed. Of the ``stored`` failures, a rule that ran without failing is
+    forgotten, and so is one neither ``ran`` nor ``kept`` (disabled or uninstalled); a kept rule's
+    failure waits for it to run."""
+    keep = set(failed) | (set(kept) - set(ran))
+    gone = sorted(set(stored) - keep)
+    if gone:
+        sql.run(f"DELETE FROM rule_failures WHERE tutor_id = {{p}} AND rule IN ({sql.marks(len(gone))})",
+                (tutor_id, *gone))
     rows = [(tutor_id, rule, version, error[:2000], to_db_day(from_day), to_db_time(now))
             for rule, (version, error) in sorted(failed.items())]
     if rows:
@@ -173,16 +176,6 @@ def write_failures(sql: Sql, tutor_id: str, failed: Mapping[str, tuple[str, str]
                 "rule_version = excluded.rule_version, error = excluded.error, failed_at = excluded.failed_at, "
                 f"from_day = {sql.least}(rule_failures.from_day, excluded.from_day)",
                 flatten(rows))
-
-
-def failed_since(sql: Sql, tutor_id: str, rules: Iterable[str]) -> dt.date | None:
-    """The first day any of these rules missed for this tutor (it failed then, and has not run since)."""
-    rules = sorted(rules)
-    if not rules:
-        return None
-    row = sql.all("SELECT MIN(from_day) FROM rule_failures WHERE tutor_id = {p} "
-                  f"AND rule IN ({sql.marks(len(rules))})", (tutor_id, *rules))
-    return from_db_day(row[0][0]) if row and row[0][0] is not None else None
 
 
 def stored_metric_names(sql: Sql, tutor_id: str, rules: Iterable[str]) -> set[str]:

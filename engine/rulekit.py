@@ -215,10 +215,11 @@ def rate_metrics(rate: Rate, counts_by_window: Mapping[int, tuple[int, int]]) ->
     metrics: dict[str, float | int | None] = {}
     for days, (events, base) in counts_by_window.items():
         low, high = wilson_interval(events, base) or (None, None)
+        name = rate.metric(days)
         metrics[rate.events_metric(days)] = events
-        metrics[rate.metric(days)] = rate_percent(events, base)
-        metrics[f"{rate.metric(days)}_low"] = low
-        metrics[f"{rate.metric(days)}_high"] = high
+        metrics[name] = rate_percent(events, base)
+        metrics[f"{name}_low"] = low
+        metrics[f"{name}_high"] = high
     return metrics
 
 

@@ -121,7 +121,11 @@ class RuleSet:
 
 
 def check_assessment(info: RuleInfo, result: Any) -> Assessment:
-    """The result with the engine's identity on it, or :class:`RuleError` saying what is wrong with it."""
+    """The result with the engine's identity on it, or :class:`RuleError` saying what is wrong with it.
+
+    It runs for every rule on every day scored, so the common case (plain Python numbers, a flat
+    explanation) is checked without copying; anything else takes the slower, converting path.
+    """
     name = info.name
     if not isinstance(result, Assessment):
         raise RuleError(name, f"returned {type(result).__name__} from assess_tutor, not an Assessment")
@@ -129,34 +133,52 @@ def check_assessment(info: RuleInfo, result: Any) -> Assessment:
         raise RuleError(name, f"labelled its result {result.rule!r}: leave rule= out, the engine fills it in")
     if not isinstance(result.metrics, dict):
         raise RuleError(name, "returned metrics that are not a dict")
-    unknown = sorted(set(result.metrics) - set(info.metrics))
-    if unknown:
-        raise RuleError(name, f"returned undeclared metrics {', '.join(map(str, unknown))}: declare them in "
-                              "describe_rule")
-    metrics = {}
-    for metric in info.metrics:
-        value = _plain(result.metrics.get(metric))
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                  or not math.isfinite(value)):
-            raise RuleError(name, f"returned {metric}={value!r}: a metric is a finite number or None")
-        metrics[metric] = value
+    if result.metrics.keys() - info.metrics:
+        unknown = sorted(map(str, result.metrics.keys() - set(info.metrics)))
+        raise RuleError(name, f"returned undeclared metrics {', '.join(unknown)}: declare them in describe_rule")
+    metrics = {metric: _metric(name, metric, result.metrics.get(metric)) for metric in info.metrics}
     flagged = _plain(result.flagged)
-    if not isinstance(flagged, bool):
+    if type(flagged) is not bool:
         raise RuleError(name, f"returned flagged={result.flagged!r}: it must be True or False")
     if result.severity not in SEVERITIES:
         raise RuleError(name, f"returned severity {result.severity!r}: use one of {', '.join(SEVERITIES)}")
     risk = _plain(result.risk_score)
-    if isinstance(risk, bool) or not isinstance(risk, int | float) or not 0 <= risk <= 100:
+    if type(risk) not in (int, float) or not 0 <= risk <= 100:
         raise RuleError(name, f"returned risk_score={result.risk_score!r}: it must be a number from 0 to 100")
-    if not isinstance(result.explanation, dict):
-        raise RuleError(name, "returned an explanation that is not a dict")
-    try:  # stored as it reads back, so a tuple or a number key does not look changed on every rescore
-        explanation = json.loads(json.dumps(result.explanation, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise RuleError(name, f"returned an explanation that is not JSON: {exc}") from None
+    explanation = _explanation(name, result.explanation)
     explanation["rule_version"] = info.version  # every stored flag says which version decided it
-    return replace(result, rule=name, version=info.version, metrics=metrics, flagged=flagged,
-                   risk_score=float(risk), explanation=explanation)
+    return Assessment(metrics, flagged, result.severity, float(risk), explanation, name, info.version)
+
+
+def _metric(rule: str, metric: str, value: Any) -> float | int | None:
+    kind = type(value)
+    if kind is float:
+        if math.isfinite(value):
+            return value
+    elif kind is int or value is None:
+        return value
+    else:
+        value = _plain(value)
+        if type(value) in (int, float) and math.isfinite(value):
+            return value
+    raise RuleError(rule, f"returned {metric}={value!r}: a metric is a finite number or None")
+
+
+JSON_LEAVES = (str, int, bool, type(None))
+
+
+def _explanation(rule: str, explanation: Any) -> dict[str, Any]:
+    """A copy as it reads back from the database (so a tuple or a number key does not look changed on
+    every rescore); a flat dict of plain values is that already."""
+    if type(explanation) is not dict:
+        raise RuleError(rule, "returned an explanation that is not a dict")
+    if all(type(key) is str and (type(value) in JSON_LEAVES or (type(value) is float and math.isfinite(value)))
+           for key, value in explanation.items()):
+        return dict(explanation)
+    try:
+        return json.loads(json.dumps(explanation, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise RuleError(rule, f"returned an explanation that is not JSON: {exc}") from None
 
 
 def _plain(value: Any) -> Any:

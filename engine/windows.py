@@ -161,9 +161,19 @@ class TutorHistory:
         self._load_sessions = load_sessions
         self._load_reschedules = load_reschedules
         self._day_sessions: dict[dt.date, tuple[SessionFact, ...]] = {}
+        self._windows_as_of: dt.datetime | None = None
+        self._windows: dict[int, Counts] = {}  # every rule asks for the same windows of the same moment
 
     def window(self, days: int, as_of: dt.datetime) -> Counts:
         """Counts of the sessions scheduled in (as_of - days, as_of]."""
+        if as_of != self._windows_as_of:
+            self._windows_as_of, self._windows = as_of, {}
+        counts = self._windows.get(days)
+        if counts is None:
+            counts = self._windows[days] = self._count(days, as_of)
+        return counts
+
+    def _count(self, days: int, as_of: dt.datetime) -> Counts:
         if not 1 <= days <= MAX_WINDOW_DAYS:
             raise ValueError(f"windows span 1 to {MAX_WINDOW_DAYS} days, not {days}")
         end_day = day_of(as_of)
