@@ -56,6 +56,7 @@ def main() -> int:
     parser.add_argument("--email-policy", default="off", choices=EMAIL_POLICIES,
                         help="TQS_EMAIL_POLICY of the worker (default off: scoring alone; bench.email measures email; "
                              "every-session shows what queued reports cost scoring)")
+    parser.add_argument("--rules", help="TQS_RULES of the API and worker (default: every installed rule)")
     args = parser.parse_args()
 
     queue_url = f"redis://127.0.0.1:6379/{args.redis_db}"
@@ -87,6 +88,8 @@ def measure(args: argparse.Namespace, database_url: str, queue_url: str, work_di
     env = {key: value for key, value in os.environ.items() if not key.startswith("TQS_")}
     env.update(TQS_DATABASE_URL=database_url, TQS_QUEUE_URL=queue_url, TQS_API_KEYS=runs.API_KEY,
                TQS_DATA_DIR=str(work_dir / "data"), TQS_EMAIL_POLICY=args.email_policy)
+    if args.rules:
+        env["TQS_RULES"] = args.rules
     port = free_port()
     api = Service("api", tqs_argv("api", "--bind", f"127.0.0.1:{port}", "--workers", str(args.api_workers)), env,
                   work_dir)
@@ -134,7 +137,8 @@ def _died(service: Service) -> bool:
 def print_summary(args: argparse.Namespace, figures: RunFigures, work_dir: Path) -> None:
     ceiling = figures.commit_ceiling or float("nan")
     print(f"\nbench.ingest on {os.cpu_count()} cores: PostgreSQL + Redis, tqs api ({args.api_workers} gunicorn "
-          f"workers), tqs worker ({args.queue_workers} processes, TQS_EMAIL_POLICY={args.email_policy}); "
+          f"workers), tqs worker ({args.queue_workers} processes, TQS_EMAIL_POLICY={args.email_policy}, "
+          f"rules: {args.rules or 'all installed'}); "
           f"commit ceiling {ceiling:,.0f}/s; logs {work_dir}")
     rows = []
     for result in figures.throughput:
