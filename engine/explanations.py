@@ -26,7 +26,7 @@ def describe_explanation(explanation: Mapping[str, Any]) -> str:
     extras = [f"{key.replace('_', ' ')} {_value(value)}" for key, value in explanation.items()
               if key not in KNOWN_KEYS and not key.endswith("_reschedules") and isinstance(value, int | float | str)]
     parts = [part for part in (measured, reason) if part]
-    if extras and not measured:
+    if extras:
         parts.append(", ".join(extras))
     if not parts:
         return "No explanation was recorded."

@@ -74,3 +74,20 @@ def test_every_name_engine_plugin_exports_is_mentioned_in_the_reference():
     from engine import plugin
     assert all(f"`{name}`" in PLUGINS_DOC for name in plugin.__all__), [
         name for name in plugin.__all__ if f"`{name}`" not in PLUGINS_DOC]
+
+
+def test_the_rate_rule_on_the_walk_through_loads_and_flags_as_shown():
+    import datetime as dt
+    import types
+
+    from engine.testing import completed, days, rescheduled, run_rule
+    code = re.search(r"<!-- rate rule example -->\n```python\n(.*?)```", WRITING_DOC, flags=re.DOTALL).group(1)
+    rule = types.ModuleType("student_moves")
+    exec(compile(code, "docs/writing-a-rule.md", "exec"), rule.__dict__)  # noqa: S102 - our own doc's code
+    now = dt.datetime(2026, 11, 25, 12, tzinfo=dt.UTC)
+    sessions = [completed(now - days(i)) for i in range(1, 7)] + [rescheduled(now - days(i), by="student")
+                                                                   for i in (1.5, 2.5, 3.5, 4.5)]
+    result = run_rule(rule, sessions, now)
+    assert result.assessment.flagged and result.assessment.metrics["student_reschedule_rate_30d"] == 40.0
+    assert not run_rule(rule, sessions, now, threshold=45, clear_threshold=40).assessment.flagged
+    assert "`TQS_RULE_STUDENT_MOVES_THRESHOLD` (30)" in WRITING_DOC
