@@ -14,7 +14,6 @@ from dashboard.state import DashboardState
 from dashboard.store import DashboardStore, Measure, TutorStory
 from dashboard.text import FLAG_ICON, OK_ICON, day, esc, flag_badge, hours, interval, moment, percent, plural
 from dashboard.theme import STYLESHEETS
-from engine.config import WINDOW_DAYS
 from engine.explanations import counted, describe_explanation
 
 
@@ -110,22 +109,15 @@ def threshold_of(story: TutorStory | None, measure: Measure | None) -> float | N
     if story is None or measure is None:
         return None
     flag = next((f for f in story.detail["flags"] if f["rule"] == measure.rule), None)
-    threshold = (flag or {}).get("explanation", {}).get("threshold")
+    threshold = ((flag or {}).get("explanation") or {}).get("threshold")
     return float(threshold) if isinstance(threshold, int | float) else None
-
-
-def decision_window(story: TutorStory, measure: Measure) -> int:
-    """The window the rule decides on, as its latest explanation records it (30 days if it does not say)."""
-    flag = next((f for f in story.detail["flags"] if f["rule"] == measure.rule), None)
-    days = (flag or {}).get("explanation", {}).get("window_days")
-    return days if days in WINDOW_DAYS else 30
 
 
 def render_head(story: TutorStory, measures: list[Measure]) -> str:
     detail = story.detail
     facts = []
     for measure in measures:
-        days = decision_window(story, measure)
+        days = measure.window_days
         rate = measure.rate.metric(days)
         low, high = detail.get(f"{rate}_low"), detail.get(f"{rate}_high")
         ci = f"<small>95% CI {interval(low, high)}</small>" if interval(low, high) else ""

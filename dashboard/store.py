@@ -30,6 +30,7 @@ class Measure:
 
     rule: str
     rate: Rate
+    window_days: int  # the window the rule decides on
 
     @property
     def name(self) -> str:
@@ -85,7 +86,8 @@ class DashboardStore:
     @property
     def measures(self) -> list[Measure]:
         """Every rate a loaded rule declares, in the rules' order."""
-        return [Measure(rule, rate) for rule, rate in self.metric_names.rates]
+        rules = self.services.rules
+        return [Measure(rule, rate, rules.window_days(rule)) for rule, rate in self.metric_names.rates]
 
     def measure(self, name: str) -> Measure | None:
         """The rate called ``name``, else the first one; None when no loaded rule declares a rate."""

@@ -23,7 +23,7 @@ from engine.migrations import migrate, schema_version
 from engine.queue import create_huey
 from engine.registry import setting_variable, weight_setting
 from engine.rescoring import rescore_all
-from engine.rulekit import RuleInfo
+from engine.rulekit import RuleInfo, Setting
 from engine.services import Services, build_services
 from engine.tasks import register_tasks
 from engine.terminal import print_table, progress_bars
@@ -37,8 +37,9 @@ COMMANDS_GROUP = "tutor_quality.commands"  # packages add tqs subcommands here: 
 
 def tutor_columns(services: Services) -> list[tuple[str, str, str]]:
     """(field, header, justify): who, sessions, each rule's rate in the window it decides on, the standing."""
-    rates = [(rate.metric(services.rules.window_days(rule)), f"{rate.label} {services.rules.window_days(rule)}d %",
-              "right") for rule, rate in services.metric_names.rates]
+    windows = {rule: services.rules.window_days(rule) for rule, _ in services.metric_names.rates}
+    rates = [(rate.metric(windows[rule]), f"{rate.label} {windows[rule]}d %", "right")
+             for rule, rate in services.metric_names.rates]
     return [("tutor_id", "tutor", "left"), ("name", "name", "left"), ("sessions_30d", "sessions 30d", "right"),
             *rates, ("risk_score", "risk", "right"), ("flagged", "flag", "left")]
 
@@ -242,7 +243,8 @@ def rules(services: Services, args: argparse.Namespace) -> int:
         if loaded:
             entry.update(description=loaded.info.description, module=loaded.module, settings=[
                 {"name": name, "variable": setting_variable(status.name, name), "value": value,
-                 "default": _default(loaded.info, name), "description": _setting_help(loaded.info, name)}
+                 "default": _declared(loaded.info, name).default,
+                 "description": _declared(loaded.info, name).description}
                 for name, value in loaded.settings.items()])
             outdated = sum(n for version, n in versions.get(status.name, {}).items() if version != loaded.info.version)
             if outdated:
@@ -270,12 +272,9 @@ def rules(services: Services, args: argparse.Namespace) -> int:
     return 1 if any(e["status"] == "failed" or e.get("failing") for e in report) else 0
 
 
-def _default(info: RuleInfo, name: str) -> Any:
-    return next((s.default for s in info.settings if s.name == name), weight_setting(info).default)
-
-
-def _setting_help(info: RuleInfo, name: str) -> str:
-    return next((s.description for s in info.settings if s.name == name), weight_setting(info).description)
+def _declared(info: RuleInfo, name: str) -> Setting:
+    """The setting a rule declares by that name, or the weight every rule has."""
+    return next((s for s in info.settings if s.name == name), weight_setting(info))
 
 
 def _as_of_in_the_past(as_of) -> bool:

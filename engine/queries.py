@@ -117,8 +117,7 @@ def get_tutor_detail(tutor_id: str, metric_names: MetricNames) -> dict[str, Any]
     scores = TutorScore.select().where(TutorScore.tutor == tutor_id).order_by(TutorScore.rule)
     if metric_names.rules is not None:
         scores = scores.where(TutorScore.rule.in_(metric_names.rules or ("",)))
-    order = {rule: index for index, rule in enumerate(metric_names.rules or ())}
-    scores = sorted(scores, key=lambda score: (order.get(score.rule, len(order)), score.rule))
+    scores = sorted(scores, key=lambda score: _rule_order(metric_names, score.rule))
     failures = {f.rule: f for f in RuleFailure.select().where(RuleFailure.tutor == tutor_id)}
     record["flags"] = [
         dict(rule=s.rule, rule_version=s.rule_version, flagged=s.flagged, severity=s.severity,
@@ -131,6 +130,12 @@ def get_tutor_detail(tutor_id: str, metric_names: MetricNames) -> dict[str, Any]
     record["recent_reschedules"] = [_reschedule(r) for r in _reschedules(tutor_id).limit(RECENT_RESCHEDULES)]
     record["session_summary"] = _session_summary(tutor_id)
     return record
+
+
+def _rule_order(metric_names: MetricNames, rule: str) -> tuple[int, str]:
+    """Rules in the order they are listed (rank, then name); rules no longer loaded last."""
+    shown = metric_names.rules or ()
+    return (shown.index(rule) if rule in shown else len(shown), rule)
 
 
 def _staleness(rule: str, failures: dict[str, RuleFailure], metric_names: MetricNames) -> dict[str, Any]:
@@ -218,11 +223,10 @@ def _records(tutors: Sequence[Tutor], metric_names: MetricNames) -> list[dict[st
     if ids:
         for metric in TutorMetric.select().where(TutorMetric.tutor.in_(ids)):
             values[metric.tutor_id][metric.name] = metric.value
-        order = {rule: index for index, rule in enumerate(metric_names.rules or ())}
         flags = TutorScore.select(TutorScore.tutor, TutorScore.rule).where(
             TutorScore.tutor.in_(ids) & TutorScore.flagged)
-        for tutor_id, rule in sorted(flags.tuples(), key=lambda row: (order.get(row[1], len(order)), row[1])):
-            if metric_names.rules is None or rule in order:
+        for tutor_id, rule in sorted(flags.tuples(), key=lambda row: _rule_order(metric_names, row[1])):
+            if metric_names.rules is None or rule in metric_names.rules:
                 flagged_by[tutor_id].append(rule)
     return [_record(t, values[t.tutor_id], flagged_by[t.tutor_id], metric_names) for t in tutors]
 

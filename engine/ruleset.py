@@ -79,14 +79,10 @@ class RuleSet:
         name is refused, but the name is not failed: its results are the loaded rule's)."""
         return {s.name: s.error for s in self.statuses if s.status == "failed" and s.name not in self.rules}
 
-    @property
-    def kept(self) -> frozenset[str]:
-        """Rules whose stored results stay as they are: the ones that failed to load."""
-        return frozenset(self.failed)
-
     def window_days(self, name: str) -> int:
-        """The window a rule decides on (its ``window_days`` setting), 30 days when it has none."""
-        return int(self.rules[name].settings.get("window_days", 30)) if name in self.rules else 30
+        """The window a rule decides on (its ``window_days`` setting), 30 days when it has none of 7, 30, 90."""
+        days = self.rules[name].settings.get("window_days") if name in self.rules else None
+        return days if days in WINDOW_DAYS else 30
 
     def engine_metrics(self, history: TutorHistory, as_of: dt.datetime) -> dict[str, int]:
         """What the engine measures of every tutor: sessions in each window."""
