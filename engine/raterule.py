@@ -8,6 +8,11 @@ Risk (0-100): 50 x (lower bound of the 95% Wilson interval of the primary rate) 
 capped at 100. So 50 means "95% sure the rate is at least the threshold", 100 "at least
 twice it", and small samples score low until evidence builds up.
 
+With ``flag_policy=evidence`` (``TQS_FLAG_POLICY``) the flag is decided by
+:mod:`engine.evidence` instead: how sure the tutor's windows make us that the rate is above the
+threshold, with the PRD rule's verdict kept beside it in the explanation; the risk score is then
+that certainty in percent.
+
 Rules built on this share its settings, its decision codes (which the explanations put into
 words) and its metrics, so a rule is its counting and its advice; see plugins/no_show.
 """
@@ -17,15 +22,24 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from engine.evidence import EVIDENCE_WINDOWS, EvidenceVerdict, WindowEvidence, decide_evidence, weigh
 from engine.rulekit import Assessment, Rate, RuleSettings, Setting, rate_metrics, rate_percent, wilson_interval
 from engine.windows import WINDOW_DAYS, Counts, TutorHistory
+
+FLAG_POLICIES = ("rate", "evidence")
+FLAG_POLICY_VARIABLE = "TQS_FLAG_POLICY"  # every rate rule's flag_policy at once
 
 EventsAndBase = Callable[[Counts], tuple[int, int]]
 
 
 def rate_settings(threshold: float, clear_threshold: float, window_days: int = 30, min_sessions: int = 5,
-                  aliases: Mapping[str, str] | None = None) -> tuple[Setting, ...]:
-    """The four settings of a rate rule with these defaults; ``aliases`` maps a setting to an older variable."""
+                  aliases: Mapping[str, str] | None = None, prior_mean: float = 8.0,
+                  prior_strength: float = 6.0) -> tuple[Setting, ...]:
+    """The settings of a rate rule with these defaults; ``aliases`` maps a setting to an older variable.
+
+    ``prior_mean`` (percent) and ``prior_strength`` (sessions) describe the population's rate for the
+    evidence policy: ``tqs rules fit-prior`` estimates them from the stored counts.
+    """
     aliases = aliases or {}
 
     def named(name: str) -> tuple[str, ...]:
@@ -40,6 +54,15 @@ def rate_settings(threshold: float, clear_threshold: float, window_days: int = 3
                 aliases=named("window_days")),
         Setting("min_sessions", int(min_sessions), "fewest sessions in the window to flag at all", 1,
                 aliases=named("min_sessions")),
+        Setting("flag_policy", "rate", "rate: the PRD rule on the window's rate; evidence: flag when the "
+                "sessions make us confident the rate is above the threshold", choices=FLAG_POLICIES,
+                aliases=(FLAG_POLICY_VARIABLE,)),
+        Setting("confidence", 90.0, "evidence policy: how sure (percent) to be that the rate is above the "
+                "threshold before flagging", 50.0, 99.9),
+        Setting("prior_mean", float(prior_mean), "evidence policy: the population's typical rate, in percent",
+                0.1, 99.9),
+        Setting("prior_strength", float(prior_strength), "evidence policy: how many sessions the population's "
+                "rate is worth against a tutor's own", 0.1, 1000.0),
     )
 
 
@@ -56,11 +79,14 @@ def assess_rate(rate: Rate, count: EventsAndBase, history: TutorHistory, as_of: 
     windows = {days: history.window(days, as_of) for days in WINDOW_DAYS}
     counted = {days: count(counts) for days, counts in windows.items()}
     events, base = counted[settings.window_days]
-    flagged, decision = decide(events, base, was_flagged, settings)
-    rate_now = rate_percent(events, base)
     metrics = rate_metrics(rate, counted)
     if extra_metrics:
         metrics.update(extra_metrics(windows))
+    if settings.flag_policy == "evidence":
+        recent = {days: count(history.window(days, as_of)) for days in EVIDENCE_WINDOWS}
+        return _assess_evidence(rate, metrics, recent, (events, base), was_flagged, settings)
+    flagged, decision = decide(events, base, was_flagged, settings)
+    rate_now = rate_percent(events, base)
     return Assessment(
         metrics=metrics,
         flagged=flagged,
@@ -73,6 +99,57 @@ def assess_rate(rate: Rate, count: EventsAndBase, history: TutorHistory, as_of: 
             "min_sessions": settings.min_sessions,
         },
     )
+
+
+def _assess_evidence(rate: Rate, metrics: dict, counted: Mapping[int, tuple[int, int]],
+                     primary: tuple[int, int], was_flagged: bool, settings: RuleSettings) -> Assessment:
+    """The evidence policy's assessment: the flag, and why, from the window it rests on."""
+    evidence = weigh(counted, settings.threshold, settings.clear_threshold, settings.prior_mean,
+                     settings.prior_strength)
+    verdict = decide_evidence(evidence, was_flagged, settings.confidence / 100, settings.min_sessions)
+    window = verdict.deciding
+    usable = evidence if verdict.overruled_by is None else [w for w in evidence if w.days <= verdict.overruled_by.days]
+    certainty = max((w.above for w in usable if w.base >= settings.min_sessions), default=0.0)
+    prd_flagged, prd_decision = decide(*primary, False, settings)
+    explanation = {
+        "decision": verdict.decision, "policy": "evidence",
+        "window_days": window.days, "rate": rate_percent(window.events, window.base), "events": window.events,
+        "events_label": rate.events_label, "sessions": window.base, "base_label": rate.base_label,
+        "probability": _percent(window.above), "probability_above_clear": _percent(window.above_clear),
+        "estimate": _percent(window.mean), "confidence": settings.confidence,
+        "threshold": settings.threshold, "clear_threshold": settings.clear_threshold,
+        "min_sessions": settings.min_sessions, "prior_mean": settings.prior_mean,
+        "prior_strength": settings.prior_strength,
+        "rate_rule": {"flagged": prd_flagged, "decision": prd_decision, "window_days": settings.window_days,
+                      "rate": rate_percent(*primary), "events": primary[0], "sessions": primary[1]},
+    }
+    if verdict.overruled_by is not None:
+        explanation["overruled_by"] = _window(verdict.overruled_by)
+    return Assessment(
+        metrics=metrics,
+        flagged=verdict.flagged,
+        severity=_evidence_severity(verdict, settings),
+        risk_score=round(100 * certainty, 1),
+        explanation=explanation,
+    )
+
+
+def _evidence_severity(verdict: EvidenceVerdict, settings: RuleSettings) -> str:
+    window = verdict.deciding
+    if verdict.flagged:
+        return "high" if 100 * window.mean >= 2 * settings.threshold else "medium"
+    if window.base >= settings.min_sessions and window.above_clear >= 0.5:
+        return "low"
+    return "none"
+
+
+def _window(window: WindowEvidence) -> dict:
+    return {"window_days": window.days, "events": window.events, "sessions": window.base,
+            "rate": rate_percent(window.events, window.base), "probability_above_clear": _percent(window.above_clear)}
+
+
+def _percent(probability: float) -> float:
+    return round(100 * probability, 1)
 
 
 def decide(events: int, base: int, was_flagged: bool, settings: RuleSettings) -> tuple[bool, str]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from engine.config import WINDOW_DAYS
+from engine.evidence import EVIDENCE_WINDOWS
 
 UTC = dt.UTC
 ONE_DAY = dt.timedelta(days=1)
@@ -139,6 +140,7 @@ class RescheduleFact:
 SessionsLoader = Callable[[list[dt.date]], Mapping[dt.date, Iterable[SessionFact]]]
 ReschedulesLoader = Callable[[dt.datetime, dt.datetime], Iterable[RescheduleFact]]
 MAX_WINDOW_DAYS = max(WINDOW_DAYS)
+PREFETCHED_WINDOWS = tuple(sorted(set(WINDOW_DAYS) | set(EVIDENCE_WINDOWS)))  # the windows the rate rules ask for
 
 
 class TutorHistory:
@@ -196,7 +198,7 @@ class TutorHistory:
 
     def _sessions_on(self, day: dt.date, as_of: dt.datetime) -> tuple[SessionFact, ...]:
         if day not in self._day_sessions:
-            wanted = {day, day_of(as_of)} | {day_of(as_of - dt.timedelta(days=n)) for n in WINDOW_DAYS}
+            wanted = {day, day_of(as_of)} | {day_of(as_of - dt.timedelta(days=n)) for n in PREFETCHED_WINDOWS}
             wanted -= set(self._day_sessions)
             loaded = self._load_sessions(sorted(wanted))
             for each in wanted:

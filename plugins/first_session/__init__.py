@@ -37,7 +37,8 @@ RULE = RuleInfo(
     description="First sessions with new students that the tutor rescheduled or missed, as a share of them",
     metrics=(*BASE_METRICS, *_RATE_METRICS),
     counts=(*BASE_METRICS, *_RATE_COUNTS),
-    settings=rate_settings(threshold=25.0, clear_threshold=20.0, window_days=90, min_sessions=3),
+    settings=rate_settings(threshold=25.0, clear_threshold=20.0, window_days=90, min_sessions=3, prior_mean=14.0,
+                           prior_strength=5.0),  # priors: fitted on the simulator (docs/flag-policies.md)
     rate=RATE,
     weight=1.0,
     rank=20,

@@ -36,7 +36,8 @@ RULE = RuleInfo(
     counts=COUNTS,
     # No-shows are rare (about 2% of a reliable tutor's sessions): 30 days of a typical tutor's ~13
     # sessions cannot tell 2% from 8%, and one no-show would flag. 90 days of at least 15 can.
-    settings=rate_settings(threshold=6.0, clear_threshold=4.0, window_days=90, min_sessions=15),
+    settings=rate_settings(threshold=6.0, clear_threshold=4.0, window_days=90, min_sessions=15, prior_mean=4.0,
+                           prior_strength=30.0),  # priors: fitted on the simulator (docs/flag-policies.md)
     rate=RATE,
     weight=1.2,  # a missed session costs the student more than a moved one
     rank=10,
