@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import importlib.metadata
 import json
 import os
@@ -14,6 +15,8 @@ from typing import Any
 import peewee
 
 from engine import inbox, queries
+from engine.backtest import backtest as run_backtest
+from engine.backtest_report import backtest_report, judge_backtest
 from engine.config import ConfigError, Settings
 from engine.db import release_connections
 from engine.explanations import describe_explanation
@@ -24,10 +27,13 @@ from engine.queue import create_huey
 from engine.registry import setting_variable, weight_setting
 from engine.rescoring import rescore_all
 from engine.rulekit import RuleInfo, Setting
+from engine.rulestore import change_settings, rescore_after_change
+from engine.rulestore import history as settings_history
 from engine.services import Services, build_services
 from engine.tasks import register_tasks
 from engine.terminal import print_table, progress_bars
 from engine.validation import parse_datetime
+from engine.windows import day_of
 from engine.worker import run_worker
 from notifications import outbox
 from notifications.delivery import deliver_ready
@@ -83,6 +89,30 @@ def _parser() -> argparse.ArgumentParser:
     tutor_cmd.add_argument("--json", action="store_true")
     rules_cmd = command("rules", rules, "every installed rule: status, version, source and settings")
     rules_cmd.add_argument("--json", action="store_true")
+    rules_actions = rules_cmd.add_subparsers(metavar="ACTION")
+    set_cmd = rules_actions.add_parser("set", help="change a rule's settings now (stored, audited, then rescored)",
+                                       description="Change a rule's settings without a redeploy: checked like "
+                                       "its variables, stored over them, recorded with who and why, then every "
+                                       "tutor is rescored (the new settings apply from now on).")
+    set_cmd.set_defaults(command=rules_set)
+    set_cmd.add_argument("name", help="the rule")
+    set_cmd.add_argument("changes", nargs="+", metavar="KEY=VALUE", help="e.g. threshold=12 or enabled=false")
+    set_cmd.add_argument("--reason", required=True, help="why: kept in the audit trail")
+    set_cmd.add_argument("--by", help="who (default: cli:<user>)")
+    history_cmd = rules_actions.add_parser("history", help="the audit trail of settings changes, newest first")
+    history_cmd.set_defaults(command=rules_history)
+    history_cmd.add_argument("name", nargs="?", help="one rule's changes (default: every rule's)")
+    history_cmd.add_argument("--json", action="store_true")
+    backtest_cmd = command("backtest", backtest, "replay the stored counts under the current and proposed "
+                           "settings of a rule, side by side (changes nothing)")
+    backtest_cmd.add_argument("--rule", required=True, metavar="NAME")
+    backtest_cmd.add_argument("--threshold", type=float, help="the proposed threshold, in percent")
+    backtest_cmd.add_argument("--window", type=int, help="the proposed window_days")
+    backtest_cmd.add_argument("--policy", help="the proposed flag_policy (rate or evidence)")
+    backtest_cmd.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="any other setting")
+    backtest_cmd.add_argument("--days", type=int, default=90, help="days replayed, ending today (default 90)")
+    backtest_cmd.add_argument("--truth", type=Path, help="a simulator truth file: adds precision and recall")
+    backtest_cmd.add_argument("--json", action="store_true")
     api_cmd = command("api", api, "serve the REST API with gunicorn", connect=False)
     api_cmd.add_argument("--bind", default="127.0.0.1:8000")
     api_cmd.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1), help="gunicorn worker processes")
@@ -270,6 +300,93 @@ def rules(services: Services, args: argparse.Namespace) -> int:
         if entry.get("failing"):
             print(f"    failing on {entry['failing']['tutors']} tutors, last: {entry['failing']['last_error']}")
     return 1 if any(e["status"] == "failed" or e.get("failing") for e in report) else 0
+
+
+def rules_set(services: Services, args: argparse.Namespace) -> int:
+    """Store a change of a rule's settings (checked, audited), then rescore every tutor with progress."""
+    migrate(services.database)
+    changes = {}
+    for pair in args.changes:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            print(f"tqs rules set: {pair!r} must be KEY=VALUE, e.g. threshold=12", file=sys.stderr)
+            return 2
+        changes[key.strip()] = value
+    by = args.by or f"cli:{getpass.getuser()}"
+    try:
+        made = change_settings(services, args.name, changes, by, args.reason)
+    except ValueError as exc:
+        print(f"tqs rules set: {exc}", file=sys.stderr)
+        return 2
+    if not made:
+        print(f"{args.name}: nothing to change (already {', '.join(f'{k}={v}' for k, v in changes.items())})")
+        return 0
+    for change in reversed(made):
+        print(f"{args.name}.{change.name}: {change.old_value} -> {change.new_value}  (change {change.batch}, by {by})")
+    with progress_bars() as progress:
+        count = rescore_after_change(services, made[0].batch,
+                                     progress=lambda done, total: progress("rescore", done, total))
+    print(f"rescored {count} tutors under the new settings", file=sys.stderr)
+    return 0
+
+
+def rules_history(services: Services, args: argparse.Namespace) -> int:
+    """The audit trail: who changed which setting, when, from what to what, and why."""
+    migrate(services.database)
+    changes = settings_history(services.database, args.name)
+    if args.json:
+        print(json.dumps([change.as_dict() for change in changes], indent=2))
+        return 0
+    rows = [[change.changed_at.strftime("%Y-%m-%d %H:%M"), change.rule, change.name,
+             f"{change.old_value} -> {change.new_value}", change.changed_by, change.reason,
+             _rescore_state(change)] for change in changes]
+    print_table([("when (UTC)", "left"), ("rule", "left"), ("setting", "left"), ("change", "left"), ("by", "left"),
+                 ("reason", "left"), ("rescore", "left")], rows,
+                caption=f"{len(rows)} settings changes" + (f" of {args.name}" if args.name else ""))
+    return 0
+
+
+def _rescore_state(change) -> str:
+    if change.rescore_finished_at:
+        return f"done ({change.rescore_total} tutors)"
+    if change.rescore_total is None:
+        return "waiting"
+    return f"{change.rescore_done} of {change.rescore_total}"
+
+
+def backtest(services: Services, args: argparse.Namespace) -> int:
+    """The rule's flags over the last days under its current and the proposed settings, side by side."""
+    changes = {"threshold": args.threshold, "window_days": args.window, "flag_policy": args.policy}
+    changes = {key: str(value) for key, value in changes.items() if value is not None}
+    for pair in args.set:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            print(f"tqs backtest: --set {pair!r} must be KEY=VALUE", file=sys.stderr)
+            return 2
+        changes[key.strip()] = value
+    truth = None
+    if args.truth:
+        try:
+            truth = json.loads(args.truth.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            print(f"tqs backtest: cannot read {args.truth}: {exc}", file=sys.stderr)
+            return 2
+    try:
+        with progress_bars() as progress:
+            result = run_backtest(services.database, services.rules, args.rule, changes, day_of(services.clock()),
+                                  args.days, lambda done, total: progress("replay", done, total))
+    except ValueError as exc:
+        print(f"tqs backtest: {exc}", file=sys.stderr)
+        return 2
+    judged = judge_backtest(services.rules, args.rule, truth, result) if truth else None
+    if args.json:
+        record = result.as_dict()
+        if judged:
+            record["truth"] = judged
+        print(json.dumps(record, indent=2, default=str))
+        return 0
+    print(backtest_report(result, judged))
+    return 0
 
 
 def _declared(info: RuleInfo, name: str) -> Setting:

@@ -24,9 +24,11 @@ from engine.models import (
     RescoreWaiting,
     RiskEvent,
     RuleFailure,
+    RuleSettingValue,
     SchemaMigration,
     ScoreSnapshot,
     Session,
+    SettingsChange,
     Tutor,
     TutorDailyCount,
     TutorMetric,
@@ -81,12 +83,17 @@ def _count_first_sessions(database: peewee.Database, migrator: SchemaMigrator) -
     database.create_tables([RuleFailure], safe=True)
 
 
+def _create_runtime_settings(database: peewee.Database, migrator: SchemaMigrator) -> None:
+    database.create_tables([RuleSettingValue, SettingsChange], safe=True)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "create schema", _create_schema),
     (2, "inbox of accepted sessions", _create_inbox),
     (3, "tutors waiting for a rescore", _create_rescore_waiting),
     (4, "email reports and their deliveries", _create_email_reports),
     (5, "first-session outcome counts and rule failures", _count_first_sessions),
+    (6, "rule settings changed at runtime, and their audit trail", _create_runtime_settings),
 ]
 
 

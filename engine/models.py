@@ -300,6 +300,40 @@ class RescoreWaiting(BaseModel):
         table_name = "rescore_waiting"
 
 
+class RuleSettingValue(BaseModel):
+    """A rule setting changed at runtime (``enabled`` included): it overrides the environment's value."""
+
+    rule = peewee.CharField(max_length=64)
+    name = peewee.CharField(max_length=64)
+    value = peewee.TextField()
+    changed_at = UTCDateTimeField()
+
+    class Meta:
+        table_name = "rule_setting_values"
+        primary_key = peewee.CompositeKey("rule", "name")
+
+
+class SettingsChange(BaseModel):
+    """The audit trail: one row per setting changed, who changed it, why, and the rescore that followed."""
+
+    id = peewee.AutoField()
+    rule = peewee.CharField(max_length=64)
+    name = peewee.CharField(max_length=64)
+    old_value = peewee.TextField()
+    new_value = peewee.TextField()
+    changed_by = peewee.CharField(max_length=200)
+    changed_at = UTCDateTimeField()
+    reason = peewee.TextField()
+    batch = peewee.IntegerField()  # the changes made together share the id of the first
+    rescore_total = peewee.IntegerField(null=True)
+    rescore_done = peewee.IntegerField(default=0)
+    rescore_finished_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "settings_changes"
+        indexes = ((("rule", "id"), False),)
+
+
 class SchemaMigration(BaseModel):
     version = peewee.IntegerField(primary_key=True)
     name = peewee.CharField(max_length=200)
@@ -323,4 +357,6 @@ MODELS = [
     EmailDelivery,
     InboxItem,
     RescoreWaiting,
+    RuleSettingValue,
+    SettingsChange,
 ]

@@ -358,6 +358,11 @@ def list_risk_events(kind: str | None = None, tutor_id: str | None = None) -> li
     return [{"tutor_id": e.tutor_id, **_risk_event(e)} for e in query]
 
 
+def last_session_day() -> dt.date | None:
+    """The latest UTC day any session is scheduled on."""
+    return TutorDailyCount.select(peewee.fn.MAX(TutorDailyCount.day)).scalar()
+
+
 def latest_scoring() -> dt.datetime | None:
     """When any tutor was last scored: an ``--as-of`` before it would rewrite history computed since."""
     latest = (Tutor.select(Tutor.scored_at).where(Tutor.scored_at.is_null(False))

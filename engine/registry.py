@@ -5,10 +5,15 @@ loads exactly as a third-party rule does. ``TQS_RULES`` chooses which rules run 
 ``TQS_DISABLED_RULES`` leaves some out. A rule that fails to import or to describe itself
 is logged and skipped (its status says why); a bad setting value stops start-up with a
 message naming the variable. A fresh registry per caller keeps tests from leaking plugins.
+
+Settings changed at runtime (``tqs rules set``, ``PUT /api/rules/{name}``) are stored in the
+database and passed in as ``stored``: they override the environment, which stays the default,
+and are checked exactly as the environment's values are (:func:`check_changes`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import logging
 import sys
@@ -20,7 +25,7 @@ import pluggy
 from engine import hookspecs
 from engine.config import ConfigError, Settings
 from engine.logs import log_event
-from engine.rulekit import NAME_PATTERN, RuleInfo, RuleSettings, Setting
+from engine.rulekit import NAME_PATTERN, RuleInfo, RuleSettings, Setting, SettingValue
 from engine.ruleset import ENGINE_METRICS, LoadedRule, RuleSet, RuleStatus
 from engine.windows import WINDOW_DAYS
 
@@ -29,6 +34,8 @@ HOOKS = ("describe_rule", "check_settings", "assess_tutor", "advise_tutor")
 MAX_VERSION, MAX_METRIC = 32, 64  # the widths of the columns that store them
 RULE_PREFIX = "TQS_RULE_"
 WEIGHT = "weight"
+ENABLED = "enabled"  # the stored switch that overrides TQS_RULES / TQS_DISABLED_RULES for one rule
+StoredSettings = Mapping[str, Mapping[str, str]]  # rule -> setting -> value as text
 log = logging.getLogger("tutor_quality.rules")
 
 
@@ -54,8 +61,11 @@ def weight_setting(info: RuleInfo) -> Setting:
                    minimum=0.0, maximum=10.0)
 
 
-def load_rules(settings: Settings, extra_plugins: Iterable[object] = (), entry_points: bool = True) -> RuleSet:
-    """Every installed rule (entry points, then ``extra_plugins``), chosen by ``TQS_RULES`` / ``TQS_DISABLED_RULES``."""
+def load_rules(settings: Settings, extra_plugins: Iterable[object] = (), entry_points: bool = True,
+               stored: StoredSettings | None = None) -> RuleSet:
+    """Every installed rule (entry points, then ``extra_plugins``), chosen by ``TQS_RULES`` / ``TQS_DISABLED_RULES``
+    unless a stored ``enabled`` says otherwise, with the stored settings over the environment's."""
+    stored = stored or {}
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     candidates = _entry_point_candidates() if entry_points else []
@@ -67,9 +77,14 @@ def load_rules(settings: Settings, extra_plugins: Iterable[object] = (), entry_p
     metric_owners = dict.fromkeys(ENGINE_METRICS, "the engine")
     taken: set[str] = set()  # every loaded rule's variables: rule "a" with "b_c" is rule "a_b" with "c"
     for candidate in candidates:
-        chosen = settings.rules is None or candidate.name in settings.rules
-        if not chosen or candidate.name in settings.disabled_rules:
-            statuses.append(RuleStatus(candidate.name, "disabled", candidate.source))
+        chosen = (settings.rules is None or candidate.name in settings.rules) and \
+            candidate.name not in settings.disabled_rules
+        switch = stored.get(candidate.name, {}).get(ENABLED)
+        if switch is not None:
+            chosen = _parse_enabled(switch)
+        if not chosen:
+            statuses.append(RuleStatus(candidate.name, "disabled", candidate.source,
+                                       error="disabled at runtime" if switch is not None else ""))
             continue
         try:
             if pm.has_plugin(candidate.name):
@@ -79,7 +94,7 @@ def load_rules(settings: Settings, extra_plugins: Iterable[object] = (), entry_p
             clash = sorted(set(_variables(info)) & taken)
             if clash:
                 raise RuleLoadError(f"its variables {', '.join(clash)} are another rule's: rename a setting")
-            rule_settings = _rule_settings(pm, info, settings.rule_env)
+            rule_settings = _rule_settings(pm, info, settings.rule_env, stored.get(info.name, {}))
         except ConfigError:  # a bad value of a variable: the operator's to fix, so start-up stops
             raise
         except Exception as exc:  # a broken rule must not take the others down
@@ -197,8 +212,102 @@ def _check_info(name: str, info: object, metric_owners: Mapping[str, str]) -> No
             raise RuleLoadError(f"the default of setting {setting.name!r} {exc}") from None
 
 
-def _rule_settings(pm: pluggy.PluginManager, info: RuleInfo, env: Mapping[str, str]) -> RuleSettings:
-    """The rule's declared settings with the values of their variables, each checked; ConfigError names a bad one."""
+def _rule_settings(pm: pluggy.PluginManager, info: RuleInfo, env: Mapping[str, str],
+                   stored: Mapping[str, str]) -> RuleSettings:
+    """The rule's declared settings with the values of their variables, then the stored values, each checked.
+
+    ConfigError names a bad variable. A stored value the rule no longer accepts (it was upgraded)
+    is logged and left out, so the environment's value holds: a worker must not stop over it.
+    """
+    from_env = _env_settings(pm, info, env)
+    declared = {setting.name: setting for setting in (*info.settings, weight_setting(info))}
+    overrides = {name: raw for name, raw in stored.items() if name != ENABLED}
+    if not overrides:
+        return from_env
+    try:
+        return _checked(pm, info, {**from_env, **_parse_values(declared, overrides)})
+    except ValueError as exc:
+        log_event(log, "stored_settings_ignored", logging.ERROR, rule=info.name, error=str(exc))
+        return from_env
+
+
+def check_changes(rules: RuleSet, rule: str, changes: Mapping[str, str]) -> dict[str, tuple[str, str]]:
+    """The changes that change something, as ``{setting: (old, new)}`` in canonical text; ValueError says what is
+    wrong, naming the setting, exactly as for a bad variable. ``enabled`` switches the rule on or off."""
+    installed = {status.name: status for status in rules.statuses}
+    if rule not in installed:
+        raise ValueError(f"no installed rule is called {rule!r}; installed: {', '.join(sorted(installed))}")
+    if not changes:
+        raise ValueError("name at least one setting to change, as key=value")
+    found: dict[str, tuple[str, str]] = {}
+    loaded = rules.rules.get(rule)
+    if ENABLED in changes:
+        now_on = _parse_enabled(changes[ENABLED])
+        if now_on != (loaded is not None):
+            found[ENABLED] = (_text(loaded is not None), _text(now_on))
+    others = {name: raw for name, raw in changes.items() if name != ENABLED}
+    if not others:
+        return found
+    if loaded is None:
+        raise ValueError(f"rule {rule!r} is {installed[rule].status}: enable it (enabled=true) before changing "
+                         "its settings")
+    declared = {setting.name: setting for setting in (*loaded.info.settings, weight_setting(loaded.info))}
+    values = _parse_values(declared, others)
+    _checked(rules.pm, loaded.info, {**loaded.settings, **values})
+    found.update({name: (_text(loaded.settings[name]), _text(value)) for name, value in values.items()
+                  if value != loaded.settings[name]})
+    return found
+
+
+def with_settings(rules: RuleSet, rule: str, changes: Mapping[str, str]) -> RuleSet:
+    """The same rules with one rule's settings changed (checked as :func:`check_changes` does), for a what-if."""
+    loaded = rules.rules[rule]
+    declared = {setting.name: setting for setting in (*loaded.info.settings, weight_setting(loaded.info))}
+    values = _checked(rules.pm, loaded.info, {**loaded.settings, **_parse_values(declared, changes)})
+    changed = dataclasses.replace(loaded, settings=values, weight=float(values[WEIGHT]))
+    return RuleSet(rules.pm, [changed if r.name == rule else r for r in rules.rules.values()], rules.statuses)
+
+
+def _parse_values(declared: Mapping[str, Setting], raw: Mapping[str, str]) -> dict[str, SettingValue]:
+    values = {}
+    for name, text in raw.items():
+        setting = declared.get(name)
+        if setting is None:
+            raise ValueError(f"{name!r} is not a setting of this rule; its settings are {', '.join(declared)}, "
+                             f"and {ENABLED}")
+        try:
+            values[name] = setting.parse(str(text))
+        except ValueError as exc:
+            raise ValueError(f"{name}={str(text).strip()!r}: {exc} ({setting.description})") from None
+    return values
+
+
+def _checked(pm: pluggy.PluginManager, info: RuleInfo, values: Mapping[str, SettingValue]) -> RuleSettings:
+    """The settings once the rule's own ``check_settings`` accepts how they fit together (else ValueError)."""
+    rule_settings = RuleSettings(values)
+    for impl in pm.hook.check_settings.get_hookimpls():
+        if impl.plugin_name == info.name:
+            impl.function(*[{"settings": rule_settings}[arg] for arg in impl.argnames])
+    return rule_settings
+
+
+def _parse_enabled(raw: str) -> bool:
+    text = str(raw).strip().lower()
+    if text not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"{ENABLED}={str(raw).strip()!r}: must be true or false")
+    return text in ("true", "1", "yes")
+
+
+def _text(value: SettingValue) -> str:
+    """A setting's value as stored and shown: ``12`` not ``12.0``, ``true`` not ``True``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _env_settings(pm: pluggy.PluginManager, info: RuleInfo, env: Mapping[str, str]) -> RuleSettings:
     values = {}
     chosen = []  # the variables that set something, for an error about how settings fit together
     for setting in (*info.settings, weight_setting(info)):
@@ -217,15 +326,11 @@ def _rule_settings(pm: pluggy.PluginManager, info: RuleInfo, env: Mapping[str, s
             continue
         chosen.append(f"{given[0][0]}={given[0][1].strip()}")
         values[setting.name] = parsed[0]
-    rule_settings = RuleSettings(values)
-    for impl in pm.hook.check_settings.get_hookimpls():
-        if impl.plugin_name == info.name:
-            try:
-                impl.function(*[{"settings": rule_settings}[arg] for arg in impl.argnames])
-            except ValueError as exc:
-                set_by = f" (set: {', '.join(chosen)})" if chosen else ""
-                raise ConfigError(f"rule {info.name!r} settings{set_by}: {exc}") from None
-    return rule_settings
+    try:
+        return _checked(pm, info, values)
+    except ValueError as exc:
+        set_by = f" (set: {', '.join(chosen)})" if chosen else ""
+        raise ConfigError(f"rule {info.name!r} settings{set_by}: {exc}") from None
 
 
 def _check_chosen(settings: Settings, installed: list[str]) -> None:

@@ -19,8 +19,9 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from engine.db import write_transaction
 from engine.history import first_session_day, load_history, recount_all_days
@@ -80,7 +81,8 @@ class RescoreRound:
 
 
 def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = False, rebuild: bool = False,
-                  claim: Claim | None = None, only_rule: str | None = None) -> Rescored | None:
+                  claim: Claim | None = None, only_rule: str | None = None,
+                  cause: Mapping[str, Any] | None = None) -> Rescored | None:
     """Rescore one tutor in one transaction, from the earliest day its waiting row names (else from its
     last snapshot, or its first session), and clear the waiting row; ``None`` when there was nothing to do.
 
@@ -96,6 +98,8 @@ def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = Fa
     A rule that fails on this tutor (or failed to load) keeps its previous results, and the
     failure is recorded in ``rule_failures`` with the first day it missed; the next rescore in
     which it runs starts from that day, so the days it missed are computed after all.
+
+    ``cause`` (a settings change) is recorded on every flag this rescore raises or clears.
     """
     started = time.perf_counter()
     sql = Sql(services.database)
@@ -144,7 +148,7 @@ def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = Fa
         carried = {metric for rule in kept if rule in rules.rules for metric in rules.rules[rule].info.metrics}
         carried |= stored_metric_names(sql, tutor_id, kept - frozenset(rules.rules))
         write_snapshots(sql, tutor_id, [p for p in points if p.day <= persist_end], existing, kept, carried)
-        write_events(sql, tutor_id, start, transitions(points, previous_flags), now, current.assessments)
+        write_events(sql, tutor_id, start, transitions(points, previous_flags), now, current.assessments, cause)
         verdicts = write_current(sql, tutor_id, current, advice, kept)
         write_failures(sql, tutor_id, failed, current.assessments, kept, start, now, failing)
         for rule, exc in series.failures.items():
@@ -242,7 +246,7 @@ def rescore_waiting(services: Services, *, delay: dt.timedelta = dt.timedelta(0)
 
 
 def rescore_all(services: Services, *, rebuild: bool = False, only_rule: str | None = None,
-                progress: Callable[[int, int], None] | None = None) -> int:
+                progress: Callable[[int, int], None] | None = None, cause: Mapping[str, Any] | None = None) -> int:
     """Roll every tutor's windows forward to now and snapshot through today (one transaction per tutor).
 
     With ``rebuild``, first forget everything derived and recompute from the sessions alone; with
@@ -251,7 +255,7 @@ def rescore_all(services: Services, *, rebuild: bool = False, only_rule: str | N
     with services.database.connection_context():
         tutor_ids = [t.tutor_id for t in Tutor.select(Tutor.tutor_id).order_by(Tutor.tutor_id)]
         for done, tutor_id in enumerate(tutor_ids, start=1):
-            rescore_tutor(services, tutor_id, through_today=True, rebuild=rebuild, only_rule=only_rule)
+            rescore_tutor(services, tutor_id, through_today=True, rebuild=rebuild, only_rule=only_rule, cause=cause)
             if progress:
                 progress(done, len(tutor_ids))
     return len(tutor_ids)

@@ -9,12 +9,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from engine.models import RiskEvent, RuleFailure, ScoreSnapshot, TutorDailyCount, TutorMetric, TutorScore
 from engine.rulekit import Advice
 from engine.ruleset import ENGINE_OWNER
 from engine.series import RiskTransition, SeriesPoint
 from engine.sql import Sql, flatten, from_db_day, from_db_json, from_db_time, to_db_day, to_db_json, to_db_time
+
+SETTINGS_CHANGE = "settings_change"  # the key of an event's explanation naming the change that caused it
 
 
 @dataclass(frozen=True)
@@ -68,9 +71,13 @@ def write_snapshots(sql: Sql, tutor_id: str, points: Iterable[SeriesPoint],
 
 
 def write_events(sql: Sql, tutor_id: str, start: dt.date, found: list[RiskTransition], now: dt.datetime,
-                 rules: Iterable[str]) -> None:
+                 rules: Iterable[str], cause: Mapping[str, Any] | None = None) -> None:
     """Make the stored events of ``rules`` from ``start`` on equal the derived ones, keeping rows that still
-    hold exactly; other rules' events are left alone."""
+    hold exactly; other rules' events are left alone.
+
+    ``cause`` (a settings change) is recorded in the explanation of every event this writes that was not
+    there before; an event rewritten later (its day's counts moved) keeps the cause it was raised with.
+    """
     rules = sorted(rules)
     if not rules:
         return
@@ -84,21 +91,31 @@ def write_events(sql: Sql, tutor_id: str, start: dt.date, found: list[RiskTransi
     }
     wanted = {(t.rule, t.kind, t.day): t for t in found}
     kept = {key for key, (_, severity, explanation) in stored.items()
-            if key in wanted and (severity, explanation) == (wanted[key].severity, wanted[key].explanation)}
+            if key in wanted and (severity, _without_cause(explanation)) == (wanted[key].severity,
+                                                                               wanted[key].explanation)}
     stale = [event_id for key, (event_id, _, _) in stored.items() if key not in kept]
     if stale:
         sql.run(f"DELETE FROM risk_events WHERE id IN ({sql.marks(len(stale))})", stale)
-    fresh = [
-        (tutor_id, t.rule, t.kind, to_db_day(t.day), to_db_time(t.occurred_at), t.severity, to_db_json(t.explanation),
-         to_db_time(now))
-        for key, t in sorted(wanted.items()) if key not in kept
-    ]
+    fresh = []
+    for key, t in sorted(wanted.items()):
+        if key in kept:
+            continue
+        earlier = stored[key][2].get(SETTINGS_CHANGE) if key in stored else None
+        caused_by = earlier or cause
+        explanation = {**t.explanation, SETTINGS_CHANGE: dict(caused_by)} if caused_by else t.explanation
+        fresh.append((tutor_id, t.rule, t.kind, to_db_day(t.day), to_db_time(t.occurred_at), t.severity,
+                      to_db_json(explanation), to_db_time(now)))
     if fresh:
         sql.run(
             "INSERT INTO risk_events (tutor_id, rule, kind, day, occurred_at, severity, explanation, recorded_at) "
             f"VALUES {sql.rows(len(fresh), 8)}",
             flatten(fresh),
         )
+
+
+def _without_cause(explanation: Mapping[str, Any]) -> Mapping[str, Any]:
+    return {k: v for k, v in explanation.items() if k != SETTINGS_CHANGE} if SETTINGS_CHANGE in explanation \
+        else explanation
 
 
 def write_current(sql: Sql, tutor_id: str, current: SeriesPoint, advice: Mapping[str, Advice],

@@ -1,9 +1,14 @@
 """Wire settings into what every entry point needs: the database, the rule registry and the clock."""
+# The rules a long-running process uses follow settings changed at runtime (engine.rulestore):
+# LiveRules reloads them when the latest change in the database is newer than the loaded one.
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -11,6 +16,7 @@ import peewee
 
 from engine.config import Settings
 from engine.db import bind_database, open_database
+from engine.logs import log_event
 from engine.registry import load_rules
 from engine.rulekit import MetricNames
 from engine.ruleset import RuleSet
@@ -20,15 +26,69 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+RELOAD_SECONDS = 2.0  # how stale a process's rules may be after a settings change
+log = logging.getLogger("tutor_quality.rules")
+
+
+class LiveRules:
+    """The rules with the settings stored in the database over the environment's, reloaded (at most every
+    ``RELOAD_SECONDS``, one indexed read) when a change is newer than the loaded rules."""
+
+    def __init__(self, settings: Settings, database: peewee.Database, extra_plugins: tuple[object, ...] = (),
+                 reload_seconds: float = RELOAD_SECONDS):
+        self.settings, self.database, self.extra_plugins = settings, database, extra_plugins
+        self.reload_seconds = reload_seconds
+        self._lock = threading.Lock()
+        self._checked = 0.0
+        self._version = -1
+        self._rules: RuleSet | None = None
+
+    def current(self) -> RuleSet:
+        if self._rules is None or time.monotonic() - self._checked > self.reload_seconds:
+            return self.refresh()
+        return self._rules
+
+    def refresh(self) -> RuleSet:
+        """Reload now if a change is newer than the loaded rules (always on first use)."""
+        from engine.rulestore import settings_version, stored_settings  # rulestore needs Services
+
+        with self._lock:
+            self._checked = time.monotonic()
+            try:
+                version = settings_version(self.database)
+                if self._rules is None or version != self._version:
+                    stored = stored_settings(self.database)
+                    self._rules = load_rules(self.settings, self.extra_plugins, stored=stored)
+                    self._version = version
+            except peewee.DatabaseError as exc:  # database away: keep what we have (the environment's at first)
+                log_event(log, "rule_settings_unreadable", logging.WARNING, error=f"{type(exc).__name__}: {exc}")
+                if self._rules is None:
+                    self._rules = load_rules(self.settings, self.extra_plugins)
+            return self._rules
+
+
 @dataclass(frozen=True)
 class Services:
     """The core's dependencies, passed explicitly. ``clock`` says what "now" is, so tests and
-    ``--as-of`` replays score at a chosen moment with the same code the worker runs."""
+    ``--as-of`` replays score at a chosen moment with the same code the worker runs.
+
+    ``rule_source`` is either fixed rules or :class:`LiveRules`, which follows settings changed at runtime.
+    """
 
     settings: Settings
     database: peewee.Database
-    rules: RuleSet
+    rule_source: RuleSet | LiveRules
     clock: Callable[[], dt.datetime] = utc_now
+
+    @property
+    def rules(self) -> RuleSet:
+        source = self.rule_source
+        return source.current() if isinstance(source, LiveRules) else source
+
+    def refresh_rules(self) -> RuleSet:
+        """The rules with every stored change applied, without waiting for the next check."""
+        source = self.rule_source
+        return source.refresh() if isinstance(source, LiveRules) else source
 
     @property
     def metric_names(self) -> MetricNames:
@@ -40,6 +100,8 @@ class Services:
 
 
 def build_services(settings: Settings, extra_plugins: tuple[object, ...] = ()) -> Services:
-    """Open (without connecting) the configured database, bind the models, load the rules."""
+    """Open (without connecting) the configured database, bind the models, load the rules (checking the
+    environment's settings at once, so a bad variable stops start-up), following runtime changes after."""
     database = bind_database(open_database(settings.database_url))
-    return Services(settings, database, load_rules(settings, extra_plugins))
+    load_rules(settings, extra_plugins)
+    return Services(settings, database, LiveRules(settings, database, extra_plugins))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 import threading
@@ -11,10 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine import queries
+from engine.accuracy import evaluate_policies, report
+from engine.backtest import load_histories
 from engine.migrations import migrate
+from engine.raterule import FLAG_POLICIES
 from engine.services import Services
+from engine.terminal import progress_bars
 from simulator.demo import run_demo
-from simulator.evaluate import evaluate_all, report
 from simulator.generate import simulate as generate
 from simulator.replay import ApiError, ApiTarget, live_feed, replay_api, replay_direct, summarize
 
@@ -30,8 +34,10 @@ def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     sim.add_argument("--out", type=Path, help="also write the generated sessions (a JSON array) here")
     sim.add_argument("--live", type=float, default=0, metavar="RATE",
                      help="after the replay, keep posting RATE new sessions a minute (until Ctrl-C)")
-    ev = command("evaluate", evaluate, "each rule's precision and recall against the simulator's ground truth")
+    ev = command("evaluate", evaluate, "each rule's precision, recall, flapping and detection delay against the "
+                 "simulator's ground truth, under each flag policy (a replay of the stored counts)")
     ev.add_argument("--truth", type=Path, required=True)
+    ev.add_argument("--policy", choices=(*FLAG_POLICIES, "both"), default="both")
     demo = command("demo", demo_command, "the embedded demo: API, worker, dashboard and 90 days of data on SQLite",
                    connect=False)
     _generation_options(demo)
@@ -101,9 +107,22 @@ def _live(services: Services, simulation, post, rate: float) -> int:
 
 
 def evaluate(services: Services, args: argparse.Namespace) -> int:
-    truth = json.loads(args.truth.read_text())
-    results, unjudged = evaluate_all(services.rules, truth, queries.flagged_tutor_ids_by_rule(),
-                                     queries.list_risk_events(kind="raised"))
+    """Replay the stored counts under each flag policy and judge every rule's flags against the truth."""
+    try:
+        truth = json.loads(args.truth.read_text())
+        first_day = dt.date.fromisoformat(truth["first_day"])
+    except (OSError, ValueError, KeyError) as exc:
+        print(f"tqs evaluate: {args.truth} is not a truth file from tqs simulate --truth: {exc}", file=sys.stderr)
+        return 2
+    last_day = queries.last_session_day()
+    if last_day is None:
+        print("tqs evaluate: no sessions are stored: run tqs simulate first", file=sys.stderr)
+        return 2
+    _, histories = load_histories(services.database, first_day, last_day)
+    policies = FLAG_POLICIES if args.policy == "both" else (args.policy,)
+    with progress_bars() as progress:
+        results, unjudged = evaluate_policies(services.rules, truth, histories, first_day, last_day, policies,
+                                              lambda done, total: progress("replay", done, total))
     print(report(results, unjudged))
     return 0
 

@@ -113,9 +113,9 @@ def test_first_sessions_of_a_tutor_with_the_trait_go_badly_more_often(large):
 
 
 def test_evaluation_judges_each_rule_on_its_own_behaviour_and_threshold():
+    from engine.accuracy import criteria, evaluate, report
     from engine.config import Settings
     from engine.registry import load_rules
-    from simulator.evaluate import criteria, evaluate, report
 
     def tutor(tutor_id, no_shows, reschedules=0.02, changed=None):
         return {"tutor_id": tutor_id, "latent_at_end": {"tutor_reschedules": reschedules, "no_shows": no_shows,
@@ -129,15 +129,15 @@ def test_evaluation_judges_each_rule_on_its_own_behaviour_and_threshold():
     by_rule = {c.rule: c for c in judged}
     assert set(by_rule) == {"reschedule_rate", "no_show_rate", "first_session"} and unjudged == []
     assert by_rule["no_show_rate"].describe() == "no_shows > 6%"
-    raised = [{"tutor_id": "b", "rule": "no_show_rate", "date": "2026-10-12"},
-              {"tutor_id": "e", "rule": "reschedule_rate", "date": "2026-09-20"},
-              {"tutor_id": "e", "rule": "reschedule_rate", "date": "2026-10-09"}]
-    result = evaluate(truth, by_rule["no_show_rate"], flagged={"a", "b", "c"}, raised=raised)
+    result = evaluate(truth, by_rule["no_show_rate"], flagged={"a", "b", "c"},
+                      raises={"b": [dt.date(2026, 10, 12)]})
     assert (result.true_positives, result.false_positives, result.false_negatives) == (2, 1, 1)
     assert result.precision == 2 / 3 and result.recall == 2 / 3
-    moved = evaluate(truth, by_rule["reschedule_rate"], flagged={"e"}, raised=raised)
+    moved = evaluate(truth, by_rule["reschedule_rate"], flagged={"e"},
+                     raises={"e": [dt.date(2026, 9, 20), dt.date(2026, 10, 9)]}, flapping={"e", "x"})
     assert moved.detection_delays == [8] and (moved.precision, moved.recall) == (1.0, 1.0)
+    assert moved.flapping == 1  # only the tutors the truth knows
     stricter = criteria(load_rules(Settings.from_env({"TQS_RULE_NO_SHOW_RATE_THRESHOLD": "9.5"})), truth)[0]
     assert {c.rule: c for c in stricter}["no_show_rate"].describe() == "no_shows > 9.5%"
-    text = report({c: evaluate(truth, c, set(), raised) for c in judged}, ["busy_week"])
+    text = report({(c, "rate"): evaluate(truth, c, set(), {}) for c in judged}, ["busy_week"])
     assert "busy_week: no ground truth" in text and text.splitlines()[0].startswith("rule")
