@@ -8,6 +8,7 @@ from api import errors
 from api.middleware import CloseDatabase, LogRequests, RequireApiKey
 from api.openapi import OpenApiResource, build_document
 from api.resources.health import HealthResource
+from api.resources.rules import RuleHistoryResource, RuleListResource, RuleResource
 from api.resources.sessions import SessionsResource
 from api.resources.tutors import TutorHistoryResource, TutorListResource, TutorResource
 from engine.config import ConfigError, Settings
@@ -22,7 +23,8 @@ def create_app(services: Services, tasks: Tasks) -> falcon.App:
     if not settings.api_keys:
         raise ConfigError("TQS_API_KEYS must list at least one API key: the API never runs open")
     app = falcon.App(
-        middleware=[LogRequests(), RequireApiKey(settings.api_keys), CloseDatabase(services.database)],
+        middleware=[LogRequests(), RequireApiKey(settings.api_keys, settings.admin_api_keys),
+                    CloseDatabase(services.database)],
     )
     app.req_options.strip_url_path_trailing_slash = True
     errors.install(app)
@@ -30,6 +32,9 @@ def create_app(services: Services, tasks: Tasks) -> falcon.App:
     app.add_route("/api/tutors", TutorListResource(services))
     app.add_route("/api/tutors/{tutor_id}", TutorResource(services))
     app.add_route("/api/tutors/{tutor_id}/history", TutorHistoryResource(services))
+    app.add_route("/api/rules", RuleListResource(services))
+    app.add_route("/api/rules/{name}", RuleResource(services, tasks))
+    app.add_route("/api/rules/{name}/history", RuleHistoryResource(services))
     app.add_route("/api/health", HealthResource(services, tasks))
     app.add_route("/api/openapi.json", OpenApiResource(build_document(services.metric_names)))
     return app

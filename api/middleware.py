@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import logging
 import time
@@ -17,24 +18,38 @@ logger = logging.getLogger("tutor_quality.api")
 class RequireApiKey:
     """``Authorization: Bearer KEY`` or ``X-API-Key: KEY``, compared in constant time.
 
-    Resources with ``auth_required = False`` (health, the OpenAPI document) are open.
+    Resources with ``auth_required = False`` (health, the OpenAPI document) are open. A method a
+    resource lists in ``admin_methods`` (changing rule settings) needs one of the admin keys; any
+    other key gets 403. ``req.context.api_key`` names the key for the audit trail, never showing it.
     """
 
-    def __init__(self, keys: tuple[str, ...]):
-        self._keys = [key.encode() for key in keys]
+    def __init__(self, keys: tuple[str, ...], admin_keys: tuple[str, ...] = ()):
+        self._keys = [(key.encode(), False) for key in keys] + [(key.encode(), True) for key in admin_keys]
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
         if resource is None or not getattr(resource, "auth_required", True):
             return
         presented = _presented_key(req)
         # compare against every key so timing does not reveal which one (or how many) matched
-        matched = [hmac.compare_digest(presented, key) for key in self._keys] if presented else []
-        if not any(matched):
+        matched = [admin for key, admin in self._keys if hmac.compare_digest(presented, key)] if presented else []
+        if not matched:
             raise falcon.HTTPUnauthorized(
                 title="API key required",
                 description="Send a valid key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'.",
                 challenges=["Bearer"],
             )
+        req.context.api_key = key_name(presented)
+        if req.method in getattr(resource, "admin_methods", ()) and not any(matched):
+            raise falcon.HTTPForbidden(
+                title="Admin key required",
+                description="This key may send and read sessions but not change settings: use a key from "
+                            "TQS_ADMIN_API_KEYS.",
+            )
+
+
+def key_name(key: bytes) -> str:
+    """How logs and the audit trail name a key: a short fingerprint, from which the key cannot be recovered."""
+    return "key:" + hashlib.sha256(key).hexdigest()[:12]
 
 
 def _presented_key(req: falcon.Request) -> bytes:
@@ -62,4 +77,5 @@ class LogRequests:
 
     def process_response(self, req, resp: falcon.Response, resource, req_succeeded: bool) -> None:
         elapsed = 1000 * (time.perf_counter() - getattr(req.context, "started", time.perf_counter()))
-        log_event(logger, "http_request", method=req.method, path=req.path, status=resp.status_code, ms=elapsed)
+        log_event(logger, "http_request", method=req.method, path=req.path, status=resp.status_code, ms=elapsed,
+                  key=getattr(req.context, "api_key", None))

@@ -12,6 +12,7 @@ import falcon
 from engine import queries
 from engine.inbox import MAX_BATCH
 from engine.rulekit import MetricNames
+from engine.rulestore import MAX_REASON as MAX_CHANGE_REASON
 from engine.validation import (
     INITIATORS,
     MAX_DURATION_MINUTES,
@@ -84,6 +85,7 @@ def build_document(metric_names: MetricNames) -> dict[str, Any]:
     unauthorized = _error("Missing or invalid API key")
     unavailable = _error("The database is unreachable; nothing was stored (see Retry-After)")
     tutor_id = {"name": "tutor_id", "in": "path", "required": True, "schema": {"type": "string"}}
+    rule_name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
     sort_fields = queries.sortable_fields(metric_names)
     return {
         "openapi": "3.0.3",
@@ -144,6 +146,44 @@ def build_document(metric_names: MetricNames) -> dict[str, Any]:
                                 "unsent": {"type": "integer"},
                                 "oldest_unsent_seconds": {"type": "number", "nullable": True},
                                 "failed": {"type": "integer"}}}}}}},
+                "Rule": {"type": "object", "required": ["name", "status", "source"], "properties": {
+                    "name": {"type": "string"}, "status": {"type": "string", "enum": ["loaded", "disabled", "failed"]},
+                    "version": {"type": "string", "nullable": True}, "source": {"type": "string"},
+                    "enabled_at_runtime": {"type": "boolean", "nullable": True}, "error": {"type": "string"},
+                    "description": {"type": "string"}, "module": {"type": "string"},
+                    "settings": {"type": "array", "items": {"type": "object", "required": [
+                        "name", "variable", "value", "default", "source"], "properties": {
+                        "name": {"type": "string"}, "variable": {"type": "string"},
+                        "source": {"type": "string", "enum": ["runtime", "environment", "default"]},
+                        "description": {"type": "string"}}}},
+                    "outdated_tutors": {"type": "integer"}, "failing": {"type": "object"}}},
+                "RuleList": {"type": "object", "required": ["rules"], "properties": {
+                    "rules": {"type": "array", "items": {"$ref": "#/components/schemas/Rule"}}}},
+                "SettingsChange": {"type": "object", "required": [
+                    "id", "batch", "rule", "setting", "old_value", "new_value", "changed_by", "changed_at", "reason",
+                    "rescore"], "properties": {
+                    "id": {"type": "integer"}, "batch": {"type": "integer"}, "rule": {"type": "string"},
+                    "setting": {"type": "string"}, "old_value": {"type": "string"}, "new_value": {"type": "string"},
+                    "changed_by": {"type": "string"}, "changed_at": {"type": "string"}, "reason": {"type": "string"},
+                    "rescore": {"type": "object", "properties": {
+                        "total": {"type": "integer", "nullable": True}, "done": {"type": "integer"},
+                        "finished_at": {"type": "string", "nullable": True}}}}},
+                "RuleChange": {"type": "object", "required": ["settings", "reason"],
+                               "additionalProperties": False, "properties": {
+                    "settings": {"type": "object", "minProperties": 1,
+                                 "description": "setting name to new value; enabled switches the rule on or off",
+                                 "additionalProperties": {"oneOf": [{"type": "number"}, {"type": "string"},
+                                                                    {"type": "boolean"}]}},
+                    "reason": {"type": "string", "minLength": 1, "maxLength": MAX_CHANGE_REASON},
+                    "changed_by": {"type": "string", "maxLength": 100,
+                                   "description": "who, as the audit trail shows it beside the key"}}},
+                "RuleChanged": {"type": "object", "required": ["rule", "changes", "rescore"], "properties": {
+                    "rule": {"$ref": "#/components/schemas/Rule"},
+                    "changes": {"type": "array", "items": {"$ref": "#/components/schemas/SettingsChange"}},
+                    "rescore": {"type": "object", "nullable": True}}},
+                "RuleHistory": {"type": "object", "required": ["rule", "changes"], "properties": {
+                    "rule": {"type": "string"},
+                    "changes": {"type": "array", "items": {"$ref": "#/components/schemas/SettingsChange"}}}},
                 "Error": {"type": "object", "required": ["error"], "properties": {"error": {
                     "type": "object", "required": ["status", "title"], "properties": {
                         "status": {"type": "integer"}, "title": {"type": "string"}, "message": {"type": "string"},
@@ -199,6 +239,34 @@ def build_document(metric_names: MetricNames) -> dict[str, Any]:
                     "default": queries.DEFAULT_HISTORY_DAYS}}],
                 "responses": {"200": _ok("The history", "History"), "400": bad_request, "401": unauthorized,
                               "404": _error("Unknown tutor"), "503": unavailable},
+            }},
+            "/api/rules": {"get": {
+                "summary": "Every installed rule: status, version and each setting's value and where it comes from",
+                "security": auth,
+                "responses": {"200": _ok("The rules", "RuleList"), "401": unauthorized, "503": unavailable},
+            }},
+            "/api/rules/{name}": {
+                "get": {"summary": "One rule", "security": auth, "parameters": [rule_name],
+                        "responses": {"200": _ok("The rule", "Rule"), "401": unauthorized,
+                                      "404": _error("Unknown rule"), "503": unavailable}},
+                "put": {"summary": "Change some of a rule's settings (an admin key only): checked, stored, audited, "
+                                   "then every tutor is rescored from now on",
+                        "security": auth, "parameters": [rule_name],
+                        "requestBody": {"required": True, "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/RuleChange"}}}},
+                        "responses": {"200": _ok("Changed (changes is empty when nothing changed)", "RuleChanged"),
+                                      "400": bad_request, "401": unauthorized,
+                                      "403": _error("The key may not change settings"),
+                                      "404": _error("Unknown rule"), "413": _error("Body above the size limit"),
+                                      "415": _error("Body is not application/json"), "503": unavailable}},
+            },
+            "/api/rules/{name}/history": {"get": {
+                "summary": "The audit trail of a rule's settings, newest first, with each change's rescore progress",
+                "security": auth,
+                "parameters": [rule_name, {"name": "limit", "in": "query", "schema": {
+                    "type": "integer", "minimum": 1, "maximum": 1000, "default": 200}}],
+                "responses": {"200": _ok("The changes", "RuleHistory"), "400": bad_request, "401": unauthorized,
+                              "404": _error("Unknown rule"), "503": unavailable},
             }},
             "/api/health": {"get": {
                 "summary": "Liveness, database and queue reachability, processing backlog", "security": [],

@@ -24,10 +24,9 @@ from engine.ingest import ingest as run_ingest
 from engine.ingest import validate_all
 from engine.migrations import migrate, schema_version
 from engine.queue import create_huey
-from engine.registry import setting_variable, weight_setting
 from engine.rescoring import rescore_all
-from engine.rulekit import RuleInfo, Setting
-from engine.rulestore import change_settings, rescore_after_change
+from engine.rulereport import describe_rules
+from engine.rulestore import change_settings, rescore_after_change, stored_settings
 from engine.rulestore import history as settings_history
 from engine.services import Services, build_services
 from engine.tasks import register_tasks
@@ -260,28 +259,9 @@ def tutor(services: Services, args: argparse.Namespace) -> int:
 
 def rules(services: Services, args: argparse.Namespace) -> int:
     """Every installed rule: status, version, source, settings (with their variables), and what needs doing."""
-    ruleset = services.rules
     migrate(services.database)
-    failing, versions = queries.rule_failures(), queries.stored_rule_versions()
-    report = []
-    for status in ruleset.statuses:
-        loaded = ruleset.rules.get(status.name) if status.status == "loaded" else None
-        entry: dict[str, Any] = {"name": status.name, "status": status.status, "version": status.version or None,
-                                 "source": status.source}
-        if status.error:
-            entry["error"] = status.error
-        if loaded:
-            entry.update(description=loaded.info.description, module=loaded.module, settings=[
-                {"name": name, "variable": setting_variable(status.name, name), "value": value,
-                 "default": _declared(loaded.info, name).default,
-                 "description": _declared(loaded.info, name).description}
-                for name, value in loaded.settings.items()])
-            outdated = sum(n for version, n in versions.get(status.name, {}).items() if version != loaded.info.version)
-            if outdated:
-                entry["outdated_tutors"] = outdated
-        if status.name in failing and status.status != "disabled":
-            entry["failing"] = failing[status.name]
-        report.append(entry)
+    ruleset = services.refresh_rules()
+    report = describe_rules(ruleset, stored_settings(services.database), services.settings.rule_env)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return 0
@@ -293,7 +273,8 @@ def rules(services: Services, args: argparse.Namespace) -> int:
             print(f"    error: {entry['error']}")
         for setting in entry.get("settings", []):
             changed = "" if setting["value"] == setting["default"] else f" (default {setting['default']})"
-            print(f"    {setting['variable']}={setting['value']}{changed}  {setting['description']}")
+            origin = " [set at runtime]" if setting["source"] == "runtime" else ""
+            print(f"    {setting['variable']}={setting['value']}{changed}{origin}  {setting['description']}")
         if entry.get("outdated_tutors"):
             print(f"    {entry['outdated_tutors']} tutors were scored by another version: "
                   f"run tqs rescore --rule {entry['name']}")
@@ -324,9 +305,9 @@ def rules_set(services: Services, args: argparse.Namespace) -> int:
     for change in reversed(made):
         print(f"{args.name}.{change.name}: {change.old_value} -> {change.new_value}  (change {change.batch}, by {by})")
     with progress_bars() as progress:
-        count = rescore_after_change(services, made[0].batch,
-                                     progress=lambda done, total: progress("rescore", done, total))
-    print(f"rescored {count} tutors under the new settings", file=sys.stderr)
+        done = rescore_after_change(services, made[0].batch,
+                                    progress=lambda done, total: progress("rescore", done, total))
+    print(f"rescored {done.tutors} tutors under the new settings; {len(done.changed)} changed flag", file=sys.stderr)
     return 0
 
 
@@ -387,11 +368,6 @@ def backtest(services: Services, args: argparse.Namespace) -> int:
         return 0
     print(backtest_report(result, judged))
     return 0
-
-
-def _declared(info: RuleInfo, name: str) -> Setting:
-    """The setting a rule declares by that name, or the weight every rule has."""
-    return next((s for s in info.settings if s.name == name), weight_setting(info))
 
 
 def _as_of_in_the_past(as_of) -> bool:

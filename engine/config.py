@@ -37,6 +37,7 @@ class Settings:
     disabled_rules: frozenset[str] = frozenset()
     rule_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     api_keys: tuple[str, ...] = field(default=(), repr=False)
+    admin_api_keys: tuple[str, ...] = field(default=(), repr=False)  # may also change rule settings
     max_body_bytes: int = 4 * 1024 * 1024
     sweep_after_seconds: int = 180
     sweep_interval_seconds: int = 30
@@ -165,6 +166,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TQS_RULES": ("rules", _names),
     "TQS_DISABLED_RULES": ("disabled_rules", _names),
     "TQS_API_KEYS": ("api_keys", _keys),
+    "TQS_ADMIN_API_KEYS": ("admin_api_keys", _keys),
     "TQS_MAX_BODY_BYTES": ("max_body_bytes", _positive_int),
     "TQS_SWEEP_AFTER_SECONDS": ("sweep_after_seconds", _positive_int),
     "TQS_SWEEP_INTERVAL_SECONDS": ("sweep_interval_seconds", _positive_int),
@@ -186,7 +188,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 
 
-SECRET_VARIABLES = {"TQS_API_KEYS", "TQS_DASHBOARD_PASSWORD", "TQS_DASHBOARD_COOKIE_SECRET"}
+SECRET_VARIABLES = {"TQS_API_KEYS", "TQS_ADMIN_API_KEYS", "TQS_DASHBOARD_PASSWORD", "TQS_DASHBOARD_COOKIE_SECRET"}
 
 
 def _shown(name: str, raw: str) -> str:

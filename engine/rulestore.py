@@ -132,13 +132,29 @@ def history(database: peewee.Database, rule: str | None = None, *, batch: int | 
     return _reading(database, lambda: [_change(row) for row in query])
 
 
+def unfinished_batches(database: peewee.Database, older_than: dt.timedelta, now: dt.datetime) -> list[int]:
+    """Changes whose rescore never started (its task was lost, or the queue was down when they were made)."""
+    with database.connection_context():
+        rows = (SettingsChange.select(SettingsChange.batch).distinct()
+                .where(SettingsChange.rescore_total.is_null() & (SettingsChange.changed_at < now - older_than)))
+        return sorted(row.batch for row in rows)
+
+
 def _change(row: SettingsChange) -> Change:
     return Change(row.id, row.batch, row.rule, row.name, row.old_value, row.new_value, row.changed_by, row.changed_at,
                   row.reason, row.rescore_total, row.rescore_done, row.rescore_finished_at)
 
 
+@dataclass(frozen=True)
+class SettingsRescore:
+    """What the rescore after a change did: tutors rescored, and those whose flag it raised or cleared."""
+
+    tutors: int
+    changed: list[str]
+
+
 def rescore_after_change(services: Services, batch: int,
-                         progress: Callable[[int, int], None] | None = None) -> int:
+                         progress: Callable[[int, int], None] | None = None) -> SettingsRescore:
     """Rescore every tutor under the settings of ``batch``, recording how far it got in the audit trail.
 
     The new settings apply from now on: each tutor's series is rolled forward to today, so the flags
@@ -157,10 +173,14 @@ def rescore_after_change(services: Services, batch: int,
         tutor_ids = [t.tutor_id for t in Tutor.select(Tutor.tutor_id).order_by(Tutor.tutor_id)]
         was_flagged = {s.tutor_id for s in TutorScore.select(TutorScore.tutor).where(
             (TutorScore.rule == rule) & (TutorScore.flagged == True))} if disabled else set()  # noqa: E712
+        before = {t.tutor_id: t.flagged for t in Tutor.select(Tutor.tutor_id, Tutor.flagged)}
+        changed = []
         _progress(batch, len(tutor_ids), 0)
         for done, tutor_id in enumerate(tutor_ids, start=1):
-            rescore_tutor(services, tutor_id, through_today=True, cause=cause,
-                          only_rule=rule if enabled and rule in services.rules.rules else None)
+            after = rescore_tutor(services, tutor_id, through_today=True, cause=cause,
+                                  only_rule=rule if enabled and rule in services.rules.rules else None)
+            if after is not None and after.flagged != before.get(tutor_id):
+                changed.append(tutor_id)
             if tutor_id in was_flagged:  # its results went with the rule: say the flag is gone, and why
                 _cleared_by_disabling(tutor_id, rule, services.clock(), cause)
             if done % PROGRESS_EVERY == 0 or done == len(tutor_ids):
@@ -169,8 +189,7 @@ def rescore_after_change(services: Services, batch: int,
                 progress(done, len(tutor_ids))
         if not tutor_ids:
             _progress(batch, 0, 0, services.clock())
-    log_event(log, "settings_change_rescored", rule=rule, batch=batch, tutors=len(tutor_ids))
-    return len(tutor_ids)
+    return SettingsRescore(len(tutor_ids), changed)
 
 
 def _cleared_by_disabling(tutor_id: str, rule: str, now: dt.datetime, cause: Mapping[str, Any]) -> None:

@@ -25,6 +25,7 @@ from engine.logs import log_event
 from engine.models import InboxItem
 from engine.queue import SCORING_PRIORITY, scoring_tasks_queued
 from engine.rescoring import rescore_all, rescore_waiting
+from engine.rulestore import rescore_after_change
 from engine.services import Services
 from notifications.tasks import EmailTasks, register_email_tasks
 
@@ -41,8 +42,18 @@ class Tasks:
     store_inbox: TaskWrapper
     rescore_waiting: TaskWrapper
     rescore_all: TaskWrapper
+    rescore_settings_change: TaskWrapper
     emails: EmailTasks
     services: Services
+
+    def queue_settings_rescore(self, batch: int) -> bool:
+        """Queue the rescore after a settings change; when the queue is down, the sweeper queues it later."""
+        try:
+            self.rescore_settings_change(batch)
+            return True
+        except Exception as exc:  # Redis down: the change is stored, and its rescore is swept later
+            log_event(logger, "enqueue_failed", logging.WARNING, settings_change=batch, error=type(exc).__name__)
+            return False
 
     def enqueue_inbox(self, ids: Sequence[int]) -> bool:
         """Queue inbox rows in chunks; when the queue is unreachable, log it, mark the rest as never
@@ -110,7 +121,17 @@ def register_tasks(huey: Huey, services: Services) -> Tasks:
         log_event(logger, "rescored", tutors=count, ms=1000 * (time.perf_counter() - started))
         return count
 
-    return Tasks(huey, store_inbox, rescore_waiting_task, rescore_all_task, emails, services)
+    @huey.task(name="rescore_settings_change", priority=SCORING_PRIORITY)
+    def rescore_settings_change_task(batch: int) -> int:
+        started = time.perf_counter()
+        done = rescore_after_change(services, batch)
+        emails.after_rescore(done.changed)
+        log_event(logger, "settings_change_rescored", settings_change=batch, tutors=done.tutors,
+                  flags_changed=len(done.changed), ms=1000 * (time.perf_counter() - started))
+        return done.tutors
+
+    return Tasks(huey, store_inbox, rescore_waiting_task, rescore_all_task, rescore_settings_change_task, emails,
+                 services)
 
 
 def _failed_attempt(services: Services, ids: Sequence[int], error: Exception, attempt: int, final: bool) -> int:
