@@ -18,6 +18,7 @@ from panel.viewable import Viewer
 
 from dashboard.detail import TutorDetail
 from dashboard.header import Header
+from dashboard.rules_panel import RulesPanel
 from dashboard.state import DashboardState
 from dashboard.store import DashboardStore
 from dashboard.text import esc, notice
@@ -35,6 +36,7 @@ class DashboardApp(Viewer):
         self.header = Header(store, state, refresh_seconds)
         self.tutors = TutorList(store, state)
         self.detail = TutorDetail(store, state)
+        self.rules = RulesPanel(store)
         self.notice = pn.pane.HTML("", visible=False, sizing_mode="stretch_width", stylesheets=STYLESHEETS,
                                    margin=(0, 10))
 
@@ -46,6 +48,7 @@ class DashboardApp(Viewer):
                 self.header.refresh()
                 self.tutors.refresh()
                 self.detail.refresh()
+                self.rules.refresh()
                 self.notice.visible = False
         except Exception as exc:  # the admin keeps the last figures, and is told
             database = isinstance(exc, peewee.PeeweeException)
@@ -63,7 +66,7 @@ class DashboardApp(Viewer):
         tutors = pn.Column(self.tutors, sizing_mode="stretch_width", styles={"flex": "2 1 560px"}, min_width=300)
         main = pn.FlexBox(self.detail, tutors, flex_direction="row-reverse", flex_wrap="wrap", gap="12px",
                           align_items="flex-start", sizing_mode="stretch_width", margin=(0, 10))
-        return pn.Column(self.notice, self.header, main, sizing_mode="stretch_width", margin=0)
+        return pn.Column(self.notice, self.header, main, self.rules, sizing_mode="stretch_width", margin=0)
 
 
 def top_bar(user: str | None) -> pn.pane.HTML:

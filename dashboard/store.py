@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import queries
+from engine.backtest import Backtest, backtest
 from engine.rulekit import Rate
+from engine.rulereport import describe_rules
+from engine.rulestore import Change, history, stored_settings
 from engine.services import Services
 from engine.windows import day_of
 
@@ -139,3 +142,17 @@ class DashboardStore:
             weeks = queries.sessions_per_week(tutor_id, today, WEEKS_SHOWN)
             risk_events = queries.list_risk_events(tutor_id=tutor_id)
         return TutorStory(detail, history.get("points", []), risk_events, weeks)
+
+    def rules_report(self) -> list[dict[str, Any]]:
+        """Every installed rule with its settings and where each comes from (as ``tqs rules`` shows them)."""
+        with self.services.database.connection_context():
+            return describe_rules(self.services.rules, stored_settings(self.services.database),
+                                  self.services.settings.rule_env)
+
+    def settings_changes(self, limit: int = 20) -> list[Change]:
+        return history(self.services.database, limit=limit)
+
+    def what_if(self, rule: str, changes: dict[str, str], days: int = 90) -> Backtest:
+        """A backtest of the proposed settings (it reads only; ValueError names a bad setting)."""
+        return backtest(self.services.database, self.services.rules, rule, changes, day_of(self.services.clock()),
+                        days)

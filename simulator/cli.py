@@ -20,12 +20,15 @@ from engine.services import Services
 from engine.terminal import progress_bars
 from simulator.demo import run_demo
 from simulator.generate import simulate as generate
+from simulator.profiles import MIXES
 from simulator.replay import ApiError, ApiTarget, live_feed, replay_api, replay_direct, summarize
 
 
 def add_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     sim = command("simulate", simulate, "generate 90 days of realistic sessions and replay them")
     _generation_options(sim)
+    sim.add_argument("--mix", choices=tuple(MIXES), default="default",
+                     help="the shares of each kind of tutor (variant: more moderate and risky tutors)")
     sim.add_argument("--via", choices=("api", "direct"), default="direct",
                      help="post over HTTP as Rails would, or feed the pipeline in-process")
     sim.add_argument("--api-url", default="http://127.0.0.1:8000")
@@ -56,7 +59,8 @@ def _generation_options(parser: argparse.ArgumentParser) -> None:
 
 def simulate(services: Services, args: argparse.Namespace) -> int:
     started = time.monotonic()
-    simulation = generate(seed=args.seed, tutors=args.tutors, sessions_per_day=args.sessions_per_day, days=args.days)
+    simulation = generate(seed=args.seed, tutors=args.tutors, sessions_per_day=args.sessions_per_day, days=args.days,
+                          mix=args.mix)
     generated = time.monotonic()
     print(f"generated {len(simulation.sessions)} sessions for {args.tutors} tutors in {generated - started:.1f}s",
           file=sys.stderr)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from faker import Faker
 
 from simulator.calendar import day_volume, poisson, start_hour
-from simulator.profiles import REASONS, TUTOR_SHARE_OF_RESCHEDULES, TutorProfile, make_tutors
+from simulator.profiles import MIXES, REASONS, TUTOR_SHARE_OF_RESCHEDULES, TutorProfile, make_tutors
 
 LOCAL_ZONE = ZoneInfo("America/New_York")
 DURATIONS = ((30, 45, 60, 90), (2, 3, 6, 1))
@@ -27,11 +27,13 @@ class Simulation:
     tutors: list[TutorProfile]
     sessions: list[dict[str, Any]] = field(default_factory=list)
     factory: SessionFactory | None = None  # keeps generating after the 90 days (--live)
+    mix: str = "default"
 
     def truth(self) -> dict[str, Any]:
         """Each tutor's latent profile and behaviour on the last day (see docs/simulator.md)."""
         return {
-            "seed": self.seed, "first_day": self.first_day.isoformat(), "last_day": self.last_day.isoformat(),
+            "seed": self.seed, "mix": self.mix, "first_day": self.first_day.isoformat(),
+            "last_day": self.last_day.isoformat(),
             "definition": "latent_at_end: each behaviour's probability on last_day (tutor_reschedules and no_shows "
                           "per session, poor_first_sessions per first session); a rule's tutor is truly at risk "
                           "when the behaviour its rate counts is above the rule's threshold. truly_at_risk: tutor "
@@ -48,8 +50,11 @@ class _Pairing:
 
 
 def simulate(seed: int = 1, tutors: int = 80, sessions_per_day: float = 35, days: int = 90,
-             now: dt.datetime | None = None) -> Simulation:
-    """Tutors, students and every finished session of the ``days`` days ending ``now``, in time order."""
+             now: dt.datetime | None = None, mix: str = "default") -> Simulation:
+    """Tutors, students and every finished session of the ``days`` days ending ``now``, in time order;
+    ``mix`` chooses the shares of each kind of tutor (``MIXES``)."""
+    if mix not in MIXES:
+        raise ValueError(f"mix must be one of {', '.join(MIXES)}, not {mix!r}")
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     rng = random.Random(seed)
     fake = Faker("en_US")
@@ -58,7 +63,7 @@ def simulate(seed: int = 1, tutors: int = 80, sessions_per_day: float = 35, days
     first_day = last_day - dt.timedelta(days=days - 1)
     traits = random.Random(seed * 7919 + 1)
     simulation = Simulation(seed, first_day, last_day, now,
-                            make_tutors(tutors, first_day, last_day, rng, fake, traits))
+                            make_tutors(tutors, first_day, last_day, rng, fake, traits, MIXES[mix]), mix=mix)
     factory = SessionFactory(simulation.tutors, rng, fake, prefix=f"sim-{seed}-")
     for offset in range(days):
         day = first_day + dt.timedelta(days=offset)

@@ -20,6 +20,9 @@ from faker import Faker
 
 KINDS = ("reliable", "moderate", "chronic", "deteriorating", "recovering")
 KIND_WEIGHTS = (0.64, 0.13, 0.12, 0.06, 0.05)
+# Shares of each kind: the default, and a variant to check a detector on a world it was not tuned on
+# (more moderate, chronic and deteriorating tutors; docs/flag-policies.md).
+MIXES = {"default": KIND_WEIGHTS, "variant": (0.50, 0.22, 0.14, 0.09, 0.05)}
 SUBJECTS = ("Algebra", "Geometry", "Calculus", "Chemistry", "Biology", "Physics", "SAT Prep", "ACT Prep",
             "Essay Writing", "Spanish", "French", "Computer Science", "Statistics", "US History")
 REASONS = ("personal", "scheduling conflict", "illness", "emergency", "technical")
@@ -88,7 +91,7 @@ class TutorProfile:
 
 def make_tutors(
     count: int, first_day: dt.date, last_day: dt.date, rng: random.Random, fake: Faker,
-    traits: random.Random | None = None,
+    traits: random.Random | None = None, kind_weights: tuple[float, ...] = KIND_WEIGHTS,
 ) -> list[TutorProfile]:
     """``traits`` draws the no-show-prone and poor-first-session tutors on its own stream, so every
     tutor's profile stays what it was for a seed (their sessions share one stream, so those move)."""
@@ -96,7 +99,7 @@ def make_tutors(
     span = (last_day - first_day).days
     tutors = []
     for index in range(count):
-        kind = rng.choices(KINDS, KIND_WEIGHTS)[0]
+        kind = rng.choices(KINDS, kind_weights)[0]
         base, later, change = _propensity(kind, first_day, span, rng)
         started = first_day - dt.timedelta(days=rng.randint(30, 900)) if rng.random() < 0.85 else \
             first_day + dt.timedelta(days=rng.randint(0, span // 2))  # some tutors joined during the period

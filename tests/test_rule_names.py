@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import Settings
+from engine.raterule import FLAG_POLICY_VARIABLE
 from engine.registry import load_rules, setting_variable
 
 ROOT = Path(__file__).parent.parent
@@ -30,7 +31,7 @@ def giveaways(name: str) -> set[str]:
         words.add(loaded.info.rate.name)
     for setting in loaded.info.settings:
         words.add(setting_variable(name, setting.name))
-        words.update(setting.aliases)
+        words.update(alias for alias in setting.aliases if alias != FLAG_POLICY_VARIABLE)  # every rate rule's
     words.add(setting_variable(name, "weight"))
     return words
 

@@ -38,6 +38,7 @@ from tests.support.stack import Stack
 
 pytestmark = pytest.mark.ui
 PASSWORD = "browser-test-password"
+ADMIN_KEY = "browser-test-admin-key"
 XSS_NAME = "<img src=x onerror=alert(1)>"
 SHOTS = ARTIFACTS_DIR / "dashboard"
 DESKTOP = {"width": 1366, "height": 900}
@@ -75,7 +76,8 @@ def dashboard(browser, tmp_path_factory):
         replay_direct(services.at(seeded_at), sessions)
         redis = RedisProcess(free_port(), logs).start()
         wait_until(redis.ping, 10, "redis-server to answer PING")
-        stack = Stack(database_url, f"redis://127.0.0.1:{redis.port}/0", logs, services.database).start()
+        stack = Stack(database_url, f"redis://127.0.0.1:{redis.port}/0", logs, services.database,
+                      extra_env={"TQS_ADMIN_API_KEYS": ADMIN_KEY}).start()
         port = free_port()
         env = {**stack.env, "TQS_DASHBOARD_PASSWORD": PASSWORD, "TQS_DASHBOARD_REFRESH_SECONDS": "2"}
         server = Service("dashboard", tqs_argv("dashboard", "--port", str(port)), env, logs).start()
@@ -357,3 +359,48 @@ def test_no_request_left_this_host(signed_in, dashboard):
     until(page, lambda: query(page).get("window") == "90", 10, "the window to change")
     assert any(urlparse(url).path.endswith(".js") for url in dashboard.requests.urls)
     assert dashboard.requests.foreign() == []
+
+
+def test_the_what_if_previews_a_threshold_from_the_keyboard_and_changes_nothing(signed_in, dashboard):
+    page = signed_in()
+    panel = page.locator(".tq-rules")
+    panel.scroll_into_view_if_needed()
+    page.wait_for_selector("[data-preview]")
+    before = api_tutors(dashboard, "flagged=true&limit=1")["total"]
+    slider = panel.get_by_role("slider", name="Threshold (%)")
+    slider.focus()
+    for _ in range(6):  # 0.5 points a press: 15% down to 12%
+        slider.press("ArrowLeft")
+    until(page, lambda: "threshold 15 \u2192 12" in panel.locator("[data-preview] h3").inner_text(), 30,
+          "the preview of a 12% threshold")
+    preview = panel.locator("[data-preview]").inner_text()
+    now, proposed = (int(n) for n in re.search(r"Flagged today\s+(\d+)\s+(\d+)", preview).groups())
+    assert proposed >= now  # a lower threshold flags at least as many
+    newly = int(re.search(r"Would be newly flagged \((\d+)\)", preview).group(1))
+    assert proposed - now <= newly
+    status, rule = dashboard.stack.client.request("GET", "/api/rules/reschedule_rate")
+    assert status == 200 and {s["name"]: s["value"] for s in rule["settings"]}["threshold"] == 15.0
+    assert api_tutors(dashboard, "flagged=true&limit=1")["total"] == before  # a preview changes nothing
+    shot(page, "what-if")
+
+
+def test_a_settings_change_appears_in_the_audit_trail_with_its_rescore(signed_in, dashboard):
+    client = dashboard.stack.client
+    denied, _ = client.request("PUT", "/api/rules/no_show_rate",
+                               {"settings": {"confidence": 91}, "reason": "try with an ingest key"})
+    assert denied == 403
+    status, body = client.request("PUT", "/api/rules/no_show_rate",
+                                  {"settings": {"confidence": 91}, "reason": "browser test: audit trail",
+                                   "changed_by": "tester"}, headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert status == 200, body
+    tutors = api_tutors(dashboard, "limit=1")["total"]
+    wait_until(lambda: client.request("GET", "/api/rules/no_show_rate/history")[1]["changes"][0]["rescore"][
+        "finished_at"], 60, "the worker to rescore after the change")
+    page = signed_in()
+    audit = page.locator("[data-audit]")
+    audit.scroll_into_view_if_needed()
+    row = audit.locator("tbody tr").first.inner_text()
+    assert "no_show_rate" in row and "confidence" in row and "90 \u2192 91" in row
+    assert "tester (key:" in row and ADMIN_KEY not in row and "browser test: audit trail" in row
+    assert f"done ({tutors} tutors)" in row
+    shot(page, "audit-trail")
