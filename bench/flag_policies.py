@@ -153,7 +153,8 @@ def run(chosen: Iterable[World]) -> str:
                     pool.at_risk += at_risk
             lines += ["", f"### {world.label}", "",
                       "| rule | truly at risk when | policy | precision | recall | TP / FP / FN | flapping tutors "
-                      "| median days to flag a deterioration | at risk, yet 30- and 90-day rates at or below the threshold |",
+                      "| median days to flag a deterioration | at risk, yet 30- and 90-day rates at or below the "
+                      "threshold |",
                       "|---|---|---|---|---|---|---|---|---|"]
             lines += [f"| {rule} | {question} | {policy} {pool.row()}"
                       for (rule, question, policy), pool in pooled.items()]
