@@ -171,3 +171,19 @@ def _whole_days_only(days: list[dt.date]) -> dict:
 def _reschedules(database: peewee.Database, tutor_id: str, after: dt.datetime, until: dt.datetime) -> list:
     with database.connection_context():
         return load_reschedules(Sql(database), tutor_id, after, until)
+
+
+def window_counts(database: peewee.Database, rules: RuleSet, rule: str, day: dt.date,
+                  days: int) -> list[tuple[int, int]]:
+    """Every tutor's (events, base) of ``rule``'s rate over the ``days`` days ending ``day``."""
+    rate = rules.rules[rule].info.rate
+    _, histories = load_histories(database, day, day)
+    found = []
+    for history in histories:
+        metrics = rules.assess(rule, history, end_of_day(day), False).metrics
+        events = metrics.get(rate.events_metric(days))
+        base = history.window(days, end_of_day(day)).sessions if rate.base == "sessions" \
+            else metrics.get(rate.base_metric(days))
+        if events is not None and base:
+            found.append((int(events), int(base)))
+    return found

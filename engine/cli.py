@@ -16,9 +16,11 @@ import peewee
 
 from engine import inbox, queries
 from engine.backtest import backtest as run_backtest
+from engine.backtest import window_counts
 from engine.backtest_report import backtest_report, judge_backtest
 from engine.config import ConfigError, Settings
 from engine.db import release_connections
+from engine.evidence import fit_prior
 from engine.explanations import describe_explanation
 from engine.ingest import ingest as run_ingest
 from engine.ingest import validate_all
@@ -102,6 +104,10 @@ def _parser() -> argparse.ArgumentParser:
     history_cmd.set_defaults(command=rules_history)
     history_cmd.add_argument("name", nargs="?", help="one rule's changes (default: every rule's)")
     history_cmd.add_argument("--json", action="store_true")
+    fit_cmd = rules_actions.add_parser("fit-prior", help="estimate a rate rule's prior_mean and prior_strength "
+                                       "(the evidence policy's) from the stored 90-day counts")
+    fit_cmd.set_defaults(command=rules_fit_prior)
+    fit_cmd.add_argument("name", help="the rule")
     backtest_cmd = command("backtest", backtest, "replay the stored counts under the current and proposed "
                            "settings of a rule, side by side (changes nothing)")
     backtest_cmd.add_argument("--rule", required=True, metavar="NAME")
@@ -324,6 +330,31 @@ def rules_history(services: Services, args: argparse.Namespace) -> int:
     print_table([("when (UTC)", "left"), ("rule", "left"), ("setting", "left"), ("change", "left"), ("by", "left"),
                  ("reason", "left"), ("rescore", "left")], rows,
                 caption=f"{len(rows)} settings changes" + (f" of {args.name}" if args.name else ""))
+    return 0
+
+
+def rules_fit_prior(services: Services, args: argparse.Namespace) -> int:
+    """Print the population's prior for a rate rule, estimated from every tutor's last 90 days."""
+    rules = services.refresh_rules()
+    loaded = rules.rules.get(args.name)
+    if loaded is None or loaded.info.rate is None or "prior_mean" not in loaded.settings:
+        print(f"tqs rules fit-prior: {args.name!r} is not a loaded rate rule", file=sys.stderr)
+        return 2
+    today = day_of(services.clock())
+    counts = window_counts(services.database, rules, args.name, today, 90)
+    fitted = fit_prior(counts, int(loaded.settings["min_sessions"]))
+    if fitted is None:
+        print(f"tqs rules fit-prior: too few tutors with {loaded.settings['min_sessions']}+ "
+              f"{loaded.info.rate.base_label} in 90 days, or no spread between them, to estimate a prior",
+              file=sys.stderr)
+        return 1
+    mean, strength = fitted
+    used = sum(1 for _, base in counts if base >= int(loaded.settings["min_sessions"]))
+    print(f"{args.name}: the population's {loaded.info.rate.label} over 90 days is {mean:g}%, worth {strength:g} "
+          f"{loaded.info.rate.base_label} (from {used} tutors); now prior_mean="
+          f"{loaded.settings['prior_mean']:g}, prior_strength={loaded.settings['prior_strength']:g}")
+    print(f"to use it: tqs rules set {args.name} prior_mean={mean:g} prior_strength={strength:g} "
+          f"--reason \"fitted on {today}\"")
     return 0
 
 

@@ -16,6 +16,7 @@ two-day window flags a deterioration a median 7 days after it begins.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -52,15 +53,19 @@ class EvidenceVerdict:
 def weigh(counted: Mapping[int, tuple[int, int]], threshold: float, clear_threshold: float, prior_mean: float,
           prior_strength: float) -> list[WindowEvidence]:
     """Every window's evidence, shortest first; rates and thresholds in percent, counts as (events, base)."""
-    a0 = prior_strength * prior_mean / 100
-    b0 = prior_strength - a0
-    found = []
-    for days in sorted(counted):
-        events, base = counted[days]
-        a, b = a0 + events, b0 + base - events
-        found.append(WindowEvidence(days, events, base, beta_above(threshold / 100, a, b),
-                                    beta_above(clear_threshold / 100, a, b), a / (a + b)))
-    return found
+    return [WindowEvidence(days, *counted[days],
+                           *_posterior(*counted[days], threshold, clear_threshold, prior_mean, prior_strength))
+            for days in sorted(counted)]
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _posterior(events: int, base: int, threshold: float, clear_threshold: float, prior_mean: float,
+               prior_strength: float) -> tuple[float, float, float]:
+    """(P above the threshold, P above the clear threshold, posterior mean): the same few counts recur across
+    tutors and days, so each is computed once."""
+    a = prior_strength * prior_mean / 100 + events
+    b = prior_strength * (1 - prior_mean / 100) + base - events
+    return beta_above(threshold / 100, a, b), beta_above(clear_threshold / 100, a, b), a / (a + b)
 
 
 def decide_evidence(evidence: list[WindowEvidence], was_flagged: bool, confidence: float,
@@ -75,7 +80,7 @@ def decide_evidence(evidence: list[WindowEvidence], was_flagged: bool, confidenc
             break
     counted = [w for w in usable if w.base >= min_sessions]
     if not counted:
-        return EvidenceVerdict(False, "too_few_sessions", max(evidence, key=lambda w: w.base))
+        return EvidenceVerdict(False, "too_few_sessions", max(evidence, key=lambda w: (w.base, w.days)))
     strongest = max(counted, key=lambda w: (w.above, -w.days))
     if was_flagged:
         holding = max(counted, key=lambda w: (w.above_clear, -w.days))
@@ -124,3 +129,22 @@ def _fraction(x: float, a: float, b: float) -> float:
         if abs(d * c - 1.0) < 1e-12:
             break
     return result
+
+
+def fit_prior(counts: list[tuple[int, int]], min_base: int = 5) -> tuple[float, float] | None:
+    """The population's beta prior from each tutor's (events, base), by the method of moments: (mean in percent,
+    strength in sessions). The spread of the tutors' rates, less what sampling alone explains, is the spread
+    of their true rates. ``None`` with fewer than ten tutors of ``min_base``, or no spread beyond sampling."""
+    kept = [(e, n) for e, n in counts if n >= min_base]
+    if len(kept) < 10:
+        return None
+    total_events, total_base = sum(e for e, _ in kept), sum(n for _, n in kept)
+    mean = total_events / total_base
+    if not 0 < mean < 1:
+        return None
+    observed = sum(n * (e / n - mean) ** 2 for e, n in kept) / total_base
+    sampling = mean * (1 - mean) * len(kept) / total_base  # what binomial noise adds to the weighted spread
+    true_spread = observed - sampling
+    if true_spread <= 0:
+        return None
+    return round(100 * mean, 2), round(max(0.1, mean * (1 - mean) / true_spread - 1), 1)

@@ -24,9 +24,24 @@ EVIDENCE_KEYS = {"policy", "probability", "probability_above_clear", "estimate",
 
 
 def describe_explanation(explanation: Mapping[str, Any]) -> str:
-    """One or two plain sentences: what was measured, and which condition decided the flag."""
-    if explanation.get("policy") == "evidence":
-        return describe_evidence(explanation)
+    """One or two plain sentences: what was measured, and which condition decided the flag (and the settings
+    change that caused it, if one did)."""
+    described = describe_evidence(explanation) if explanation.get("policy") == "evidence" \
+        else _describe_rate(explanation)
+    cause = explanation.get("settings_change")
+    return f"{described} {describe_cause(cause)}" if isinstance(cause, Mapping) else described
+
+
+def describe_cause(cause: Mapping[str, Any]) -> str:
+    """``After settings change 3 by alice: threshold 15 → 12 ("coaching capacity doubled").``"""
+    changes = cause.get("changes") or {}
+    what = ", ".join(f"{name} {old} \u2192 {new}" for name, (old, new) in changes.items()
+                     if isinstance(changes, Mapping)) or "settings"
+    return (f"After settings change {cause.get('id')} by {cause.get('changed_by') or 'someone'}: {what} "
+            f"(\u201c{cause.get('reason') or ''}\u201d).")
+
+
+def _describe_rate(explanation: Mapping[str, Any]) -> str:
     decision = str(explanation.get("decision") or "")
     measured = _measured(explanation)
     reason = _reason(decision, explanation)
@@ -75,6 +90,7 @@ def _reason(decision: str, explanation: Mapping[str, Any]) -> str:
         "not_above_threshold": f"not above the {_percent(threshold)} threshold" if threshold is not None else "",
         "too_few_sessions": (f"fewer than the {minimum} {explanation.get('base_label') or 'sessions'} needed to flag"
                              if minimum is not None else ""),
+        "rule_disabled": "the rule was switched off",
     }
     return reasons.get(decision) or decision.replace("_", " ")
 

@@ -116,7 +116,7 @@ def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = Fa
             clear_derived(tutor_id)
             recount_all_days(tutor_id)
             series_through = earliest = None
-        rules = services.rules
+        rules = services.refresh_rules()  # the latest settings, even a change made a moment ago
         running = frozenset({only_rule}) if only_rule else frozenset(rules.names)
         if only_rule:  # the rule's whole history
             earliest = first_session_day(tutor_id)

@@ -86,7 +86,8 @@ class Services:
         return source.current() if isinstance(source, LiveRules) else source
 
     def refresh_rules(self) -> RuleSet:
-        """The rules with every stored change applied, without waiting for the next check."""
+        """The rules with every stored change applied, without waiting for the next check (one indexed read;
+        every rescore starts with it, so no tutor is scored on settings older than the latest change)."""
         source = self.rule_source
         return source.refresh() if isinstance(source, LiveRules) else source
 

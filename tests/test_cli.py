@@ -148,3 +148,46 @@ def test_a_bad_rule_setting_stops_the_command_naming_the_variable(env):
     result = tqs({**env, "TQS_RULE_NO_SHOW_RATE_THRESHOLD": "half"}, "tutors", check=False)
     assert result.returncode == 2
     assert "TQS_RULE_NO_SHOW_RATE_THRESHOLD='half': must be a number" in result.stderr
+
+
+def test_backtest_replays_what_scoring_stored_and_changes_nothing(env):
+    tqs(env, "ingest", str(SAMPLE), "--sync", "--as-of", SAMPLE_AS_OF)
+    tqs(env, "rescore")  # every tutor scored through today, as the replay is
+    flagged_by = {t["tutor_id"] for t in json.loads(tqs(env, "tutors", "--json").stdout)
+                  if "reschedule_rate" in t["flagged_by"]}
+    result = json.loads(tqs(env, "backtest", "--rule", "reschedule_rate", "--threshold", "12", "--json").stdout)
+    assert result["tutors"] == 8 and result["current"]["settings"]["threshold"] == 15.0
+    assert result["proposed"]["settings"]["threshold"] == 12.0
+    current_ids = flagged_by  # the replay of the current settings agrees with the stored scores
+    assert result["current"]["flagged_now"] == len(current_ids)
+    proposed = current_ids | {t["tutor_id"] for t in result["newly_flagged"]}
+    proposed -= {t["tutor_id"] for t in result["no_longer_flagged"]}
+    assert result["proposed"]["flagged_now"] == len(proposed) >= len(current_ids)
+    text = tqs(env, "backtest", "--rule", "reschedule_rate", "--policy", "evidence").stdout
+    assert "flag_policy" in text and "nothing was changed" in text and "flagged today" in text
+    refused = tqs(env, "backtest", "--rule", "reschedule_rate", "--set", "clear_threshold=20", check=False)
+    assert refused.returncode == 2 and "clear_threshold (20) must not exceed threshold (15)" in refused.stderr
+    assert json.loads(tqs(env, "rules", "history", "--json").stdout) == []
+    assert {t["tutor_id"] for t in json.loads(tqs(env, "tutors", "--json").stdout)
+            if "reschedule_rate" in t["flagged_by"]} == flagged_by
+
+
+def test_rules_set_checks_stores_audits_and_rescores(env):
+    tqs(env, "ingest", str(SAMPLE), "--sync", "--as-of", SAMPLE_AS_OF)
+    bad = tqs(env, "rules", "set", "reschedule_rate", "threshold=abc", "--reason", "try", check=False)
+    assert bad.returncode == 2 and "threshold='abc': must be a number" in bad.stderr
+    missing = tqs(env, "rules", "set", "reschedule_rate", "threshold=12", check=False)
+    assert missing.returncode == 2 and "--reason" in missing.stderr
+    assert json.loads(tqs(env, "rules", "history", "--json").stdout) == []
+    changed = tqs(env, "rules", "set", "reschedule_rate", "threshold=12", "--reason", "more coaches", "--by", "amy")
+    assert "reschedule_rate.threshold: 15 -> 12" in changed.stdout and "rescored 8 tutors" in changed.stderr
+    trail = json.loads(tqs(env, "rules", "history", "reschedule_rate", "--json").stdout)
+    assert [(c["setting"], c["old_value"], c["new_value"], c["changed_by"], c["reason"]) for c in trail] == [
+        ("threshold", "15", "12", "amy", "more coaches")]
+    assert trail[0]["rescore"]["done"] == 8 and trail[0]["rescore"]["finished_at"]
+    assert "TQS_RULE_RESCHEDULE_RATE_THRESHOLD=12.0 (default 15.0) [set at runtime]" in tqs(env, "rules").stdout
+    again = tqs(env, "rules", "set", "reschedule_rate", "threshold=12", "--reason", "again")
+    assert "nothing to change" in again.stdout
+    assert "more coaches" in tqs(env, "rules", "history").stdout
+    few = tqs(env, "rules", "fit-prior", "reschedule_rate", check=False)
+    assert few.returncode == 1 and "too few tutors" in few.stderr

@@ -35,3 +35,27 @@ def test_a_rate_rule_names_what_it_counts_and_what_it_divides_by():
                    "threshold": 25.0, "clear_threshold": 20.0, "min_sessions": 3}
     assert describe_explanation(explanation) == (
         "90-day rate 50% (1 poor first session in 2 first sessions), fewer than the 3 first sessions needed to flag.")
+
+
+EVIDENCE = {"decision": "evidence_above_threshold", "policy": "evidence", "window_days": 14, "rate": 63.64,
+            "events": 7, "events_label": "tutor reschedules", "sessions": 11, "base_label": "sessions",
+            "probability": 95.2, "probability_above_clear": 98.0, "estimate": 44.0, "confidence": 90.0,
+            "threshold": 15.0, "clear_threshold": 12.0, "min_sessions": 5, "prior_mean": 8.0, "prior_strength": 6.0,
+            "rate_rule": {"flagged": False, "decision": "not_above_threshold", "window_days": 30, "rate": 12.0,
+                          "events": 3, "sessions": 25}}
+
+
+def test_an_evidence_flag_gives_the_evidence_its_certainty_and_the_prd_verdict():
+    assert describe_explanation(EVIDENCE) == (
+        "7 of 11 sessions in the last 14 days were tutor reschedules; 95.2% sure the rate is above 15% (flags at "
+        "90%). The PRD rule: 30-day rate 12% (3 tutor reschedules in 25 sessions), not flagged.")
+
+
+def test_a_flag_caused_by_a_settings_change_says_who_changed_what_and_why():
+    caused = {**RAISED, "settings_change": {"id": 4, "changed_by": "alice (key:0a1b)", "reason": "more coaches",
+                                            "changes": {"threshold": ["15", "12"]}}}
+    assert describe_explanation(caused).endswith(
+        "After settings change 4 by alice (key:0a1b): threshold 15 \u2192 12 (\u201cmore coaches\u201d).")
+    disabled = {"decision": "rule_disabled", "settings_change": {**caused["settings_change"],
+                                                                 "changes": {"enabled": ["true", "false"]}}}
+    assert describe_explanation(disabled).startswith("The rule was switched off. After settings change 4")

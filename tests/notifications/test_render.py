@@ -115,3 +115,18 @@ def test_a_digest_of_many_flagged_tutors_stays_under_the_clipping_limit(services
     assert rendered.html.count("?tutor=t") == DIGEST_ROWS and "and 70 more in the dashboard" in rendered.html
     message = compose(rendered, SENDER, ["ops@example.com"], message_id("digest:x", 1, SENDER), NOW)
     assert len(bytes(message)) < GMAIL_CLIP_BYTES
+
+
+def test_an_evidence_flag_is_explained_in_the_report(services):
+    import dataclasses
+
+    from engine.registry import load_rules
+
+    settings = dataclasses.replace(services.settings, rule_env={"TQS_FLAG_POLICY": "evidence"})
+    evidence = dataclasses.replace(services, settings=settings, rule_source=load_rules(settings))
+    rendered = render(_report(evidence, _flagged_tutor(evidence, reason="illness")))
+    why = re.search(r"- Reschedule rate: FLAGGED\. (.*)", rendered.text).group(1)
+    assert re.search(r"of 8 sessions in the last \d+ days were tutor reschedules; \d+(\.\d)?% "
+                     r"(sure the rate is above 15%|likely still above 12%)", why)
+    assert why.endswith("The PRD rule: 30-day rate 50% (4 tutor reschedules in 8 sessions), flagged.")
+    assert "The PRD rule: 30-day rate 50%" in html.unescape(rendered.html)

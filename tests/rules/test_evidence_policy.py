@@ -122,3 +122,19 @@ def test_the_no_show_rule_uses_its_own_prior():
     result = run_rule(no_show_rule, sessions, NOW, flag_policy="evidence").assessment
     assert result.explanation["prior_mean"] == 4.0 and result.explanation["prior_strength"] == 30.0
     assert not result.flagged
+
+
+def test_fit_prior_recovers_a_known_population():
+    import random
+
+    from engine.evidence import fit_prior
+
+    rng = random.Random(1)
+    counts = []
+    for _ in range(3000):  # true rates ~ Beta(2, 18): mean 10%, worth 20 sessions
+        rate, sessions = rng.betavariate(2, 18), rng.randint(10, 60)
+        counts.append((sum(rng.random() < rate for _ in range(sessions)), sessions))
+    mean, strength = fit_prior(counts)
+    assert abs(mean - 10) < 0.5 and 16 < strength < 25
+    assert fit_prior(counts[:5]) is None  # too few tutors to say
+    assert fit_prior([(1, 10)] * 50) is None  # no spread beyond sampling: no prior to fit
