@@ -38,6 +38,8 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench.ingest
 	$(BIN)/python -m bench.dashboard
 	$(BIN)/python -m bench.email
+	$(BIN)/python -m bench.backtest
+	$(BIN)/python -m bench.flag_policies
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache .hypothesis *.egg-info test-artifacts

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine import hookspecs
-from engine.explanations import DECISIONS, KNOWN_KEYS
+from engine.explanations import DECISIONS, EVIDENCE_DECISIONS, EVIDENCE_KEYS, KNOWN_KEYS
 
 ROOT = Path(__file__).parent.parent
 PLUGINS_DOC = (ROOT / "docs" / "plugins.md").read_text()
@@ -66,8 +66,8 @@ def test_the_walk_through_shows_the_rule_and_its_test():
 
 def test_every_decision_the_dashboard_words_is_documented():
     section = PLUGINS_DOC.split("## What admins see of a rule", 1)[1].split("\n## ", 1)[0]
-    assert all(f"`{decision}`" in section for decision in DECISIONS)
-    assert all(f"`{key}`" in section for key in KNOWN_KEYS - {"rule", "rule_version"})
+    assert all(f"`{decision}`" in section for decision in DECISIONS + EVIDENCE_DECISIONS)
+    assert all(f"`{key}`" in section for key in (KNOWN_KEYS | EVIDENCE_KEYS) - {"rule", "rule_version"})
 
 
 def test_every_name_engine_plugin_exports_is_mentioned_in_the_reference():
