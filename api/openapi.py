@@ -171,9 +171,10 @@ def build_document(metric_names: MetricNames) -> dict[str, Any]:
                 "RuleChange": {"type": "object", "required": ["settings", "reason"],
                                "additionalProperties": False, "properties": {
                     "settings": {"type": "object", "minProperties": 1,
-                                 "description": "setting name to new value; enabled switches the rule on or off",
-                                 "additionalProperties": {"oneOf": [{"type": "number"}, {"type": "string"},
-                                                                    {"type": "boolean"}]}},
+                                 "description": "setting name to new value (null: back to the environment's); "
+                                                "enabled switches the rule on or off",
+                                 "additionalProperties": {"nullable": True, "oneOf": [
+                                     {"type": "number"}, {"type": "string"}, {"type": "boolean"}]}},
                     "reason": {"type": "string", "minLength": 1, "maxLength": MAX_CHANGE_REASON},
                     "changed_by": {"type": "string", "maxLength": 100,
                                    "description": "who, as the audit trail shows it beside the key"}}},

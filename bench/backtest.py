@@ -48,12 +48,13 @@ def seed(url: str, sessions: list[dict]) -> object:
 
 def time_backtests(label: str, database, tutors: int) -> list[list[str]]:
     rules = load_rules(Settings())
+    rule = rules.names[0]  # the first rule listed (rank 0 among those that ship)
     rows = []
     for name, changes in PROPOSALS:
         started = time.perf_counter()
-        result = backtest(database, rules, "reschedule_rate", changes, NOW.date(), 90)
+        result = backtest(database, rules, rule, changes, NOW.date(), 90)
         seconds = time.perf_counter() - started
-        rows.append([label, name, f"{len(result.names):,}", f"{seconds:.1f}",
+        rows.append([label, f"{rule}: {name}", f"{len(result.names):,}", f"{seconds:.1f}",
                      f"{1e6 * seconds / (2 * 90 * len(result.names)):.0f}",
                      f"{len(result.current.flagged_now)} -> {len(result.proposed.flagged_now)}"])
         print(f"  {label}: {name}: {seconds:.1f} s", file=sys.stderr, flush=True)
@@ -78,7 +79,7 @@ def main() -> int:
             release_connections(database)
     except PostgresUnavailable as exc:
         print(f"bench.backtest: PostgreSQL skipped: {exc}", file=sys.stderr)
-    print_table([("database", "left"), ("proposal (reschedule_rate)", "left"), ("tutors", "right"),
+    print_table([("database", "left"), ("proposal", "left"), ("tutors", "right"),
                  ("seconds", "right"), ("µs per tutor-day", "right"), ("flagged today", "right")], rows,
                 caption="a backtest over 90 days: current and proposed settings, every tutor replayed")
     return 0

@@ -151,7 +151,7 @@ def render_preview(result: Backtest) -> str:
     changed = {k: v for k, v in proposed.settings.items() if current.settings.get(k) != v}
     what = ", ".join(f"{esc(k)} {esc(_value(current.settings.get(k)))} \u2192 {esc(_value(v))}"
                      for k, v in changed.items()) or "the current settings"
-    rows = [("Flagged today", len(current.flagged_now), len(proposed.flagged_now)),
+    rows = [("Flagged today (replayed)", len(current.flagged_now), len(proposed.flagged_now)),
             ("Flags raised in 90 days", current.raised, proposed.raised),
             ("Flags cleared in 90 days", current.cleared, proposed.cleared),
             ("Tutors flapping (raised 3+ times in 30 days)", len(current.flapping), len(proposed.flapping))]
@@ -164,7 +164,8 @@ def render_preview(result: Backtest) -> str:
     return (f'<div class="tq tq-section" data-preview><h3>What if: {what}</h3>'
             f'<p class="tq-muted">{esc(result.rule)}, {plural(len(result.names), "tutor")}, '
             f'{result.first_day.day} {result.first_day:%b} to {result.last_day.day} {result.last_day:%b}, replayed in '
-            f'{result.seconds:.1f} s. Nothing was changed.</p>'
+            f'{result.seconds:.1f} s. Nothing was changed. Flagged now by this rule, as scored: '
+            f'{len(result.stored_flagged)}.</p>'
             f'<div class="tq-scroll"><table class="tq-table"><thead><tr><th></th><th>Now</th><th>Proposed</th></tr>'
             f'</thead><tbody>{table}</tbody></table></div>{lists}</div>')
 

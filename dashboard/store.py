@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine import queries
+from engine.audit import Change, history, stored_settings
 from engine.backtest import Backtest, backtest
 from engine.rulekit import Rate
 from engine.rulereport import describe_rules
-from engine.rulestore import Change, history, stored_settings
 from engine.services import Services
 from engine.windows import day_of
 

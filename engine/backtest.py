@@ -1,6 +1,10 @@
 """What if a rule's settings were different? Replay the stored daily counts under the current and the
 proposed settings, side by side, changing nothing.
 
+Both columns are replays, so they compare like with like; the flags stored now can differ from the
+"current" replay where settings changed during the period (each day was scored under the settings of
+its time), so the stored count is given beside them.
+
 Every tutor's days are replayed as the engine scores them (each day's snapshot as of its end, the
 rule seeing its own flag of the day before), from the first day of the period with no flag
 carried in: a flag standing on that first day is counted as standing, not as raised. The
@@ -71,6 +75,7 @@ class Backtest:
     current: Outcome
     proposed: Outcome
     seconds: float
+    stored_flagged: set[str] = field(default_factory=set)  # flagged by the rule now, as scoring stored it
 
     @property
     def newly_flagged(self) -> list[str]:
@@ -83,6 +88,7 @@ class Backtest:
     def as_dict(self) -> dict:
         return {"rule": self.rule, "first_day": self.first_day.isoformat(), "last_day": self.last_day.isoformat(),
                 "tutors": len(self.names), "seconds": round(self.seconds, 2),
+                "stored_flagged_now": len(self.stored_flagged),
                 "current": self.current.summary(), "proposed": self.proposed.summary(),
                 "newly_flagged": [{"tutor_id": t, "name": self.names.get(t)} for t in self.newly_flagged],
                 "no_longer_flagged": [{"tutor_id": t, "name": self.names.get(t)} for t in self.no_longer_flagged]}
@@ -103,10 +109,13 @@ def backtest(database: peewee.Database, rules: RuleSet, rule: str, changes: Mapp
     started = time.perf_counter()
     first_day = last_day - dt.timedelta(days=days - 1)
     names, histories = load_histories(database, first_day, last_day)
+    with database.connection_context():
+        stored = {tutor_id for (tutor_id,) in Sql(database).all(
+            "SELECT tutor_id FROM tutor_scores WHERE rule = {p} AND flagged = {p}", (rule, True))}
     current, proposed = (replay_all(ruleset, rule, histories, first_day, last_day, label,
                                     _part(progress, step, 2, len(histories)))
                          for step, (label, ruleset) in enumerate((("current", rules), ("proposed", proposed_rules))))
-    return Backtest(rule, first_day, last_day, names, current, proposed, time.perf_counter() - started)
+    return Backtest(rule, first_day, last_day, names, current, proposed, time.perf_counter() - started, stored)
 
 
 def replay_all(rules: RuleSet, rule: str, histories: list[TutorHistory], first_day: dt.date, last_day: dt.date,

@@ -33,9 +33,10 @@ def backtest_report(result: Backtest, judged: Mapping[str, Any] | None = None) -
              f"{'':<26}{'current':>16}{'proposed':>16}"]
     lines += [f"{'  ' + key:<26}{_text(result.current.settings.get(key)):>16}{_text(value):>16}"
               for key, value in changed.items()] or ["  (the proposed settings are the current ones)"]
-    rows = [("flagged today", lambda o: len(o.flagged_now)), ("flags raised", lambda o: o.raised),
+    rows = [("flagged today (replayed)", lambda o: len(o.flagged_now)), ("flags raised", lambda o: o.raised),
             ("flags cleared", lambda o: o.cleared), ("flapping tutors", lambda o: len(o.flapping))]
     lines += [f"{label:<26}{getter(result.current):>16}{getter(result.proposed):>16}" for label, getter in rows]
+    lines.append(f"{'flagged today (stored)':<26}{len(result.stored_flagged):>16}")
     if judged:
         lines.append(f"against the truth (truly at risk when {judged['truly_at_risk_when']}):")
         for key, label in (("precision", "  precision"), ("recall", "  recall"),

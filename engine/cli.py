@@ -15,6 +15,8 @@ from typing import Any
 import peewee
 
 from engine import inbox, queries
+from engine.audit import history as settings_history
+from engine.audit import stored_settings
 from engine.backtest import backtest as run_backtest
 from engine.backtest import window_counts
 from engine.backtest_report import backtest_report, judge_backtest
@@ -28,8 +30,7 @@ from engine.migrations import migrate, schema_version
 from engine.queue import create_huey
 from engine.rescoring import rescore_all
 from engine.rulereport import describe_rules
-from engine.rulestore import change_settings, rescore_after_change, stored_settings
-from engine.rulestore import history as settings_history
+from engine.rulestore import change_settings, rescore_after_change
 from engine.services import Services, build_services
 from engine.tasks import register_tasks
 from engine.terminal import print_table, progress_bars
@@ -97,7 +98,9 @@ def _parser() -> argparse.ArgumentParser:
                                        "tutor is rescored (the new settings apply from now on).")
     set_cmd.set_defaults(command=rules_set)
     set_cmd.add_argument("name", help="the rule")
-    set_cmd.add_argument("changes", nargs="+", metavar="KEY=VALUE", help="e.g. threshold=12 or enabled=false")
+    set_cmd.add_argument("changes", nargs="*", metavar="KEY=VALUE", help="e.g. threshold=12 or enabled=false")
+    set_cmd.add_argument("--unset", action="append", default=[], metavar="KEY",
+                         help="put a setting back to the environment's value (repeatable)")
     set_cmd.add_argument("--reason", required=True, help="why: kept in the audit trail")
     set_cmd.add_argument("--by", help="who (default: cli:<user>)")
     history_cmd = rules_actions.add_parser("history", help="the audit trail of settings changes, newest first")
@@ -292,13 +295,14 @@ def rules(services: Services, args: argparse.Namespace) -> int:
 def rules_set(services: Services, args: argparse.Namespace) -> int:
     """Store a change of a rule's settings (checked, audited), then rescore every tutor with progress."""
     migrate(services.database)
-    changes = {}
+    changes: dict[str, str | None] = {}
     for pair in args.changes:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             print(f"tqs rules set: {pair!r} must be KEY=VALUE, e.g. threshold=12", file=sys.stderr)
             return 2
         changes[key.strip()] = value
+    changes.update({key.strip(): None for key in args.unset})
     by = args.by or f"cli:{getpass.getuser()}"
     try:
         made = change_settings(services, args.name, changes, by, args.reason)
@@ -306,7 +310,8 @@ def rules_set(services: Services, args: argparse.Namespace) -> int:
         print(f"tqs rules set: {exc}", file=sys.stderr)
         return 2
     if not made:
-        print(f"{args.name}: nothing to change (already {', '.join(f'{k}={v}' for k, v in changes.items())})")
+        print(f"{args.name}: nothing to change (already {', '.join(f'{k}={v}' for k, v in changes.items())})"
+              .replace("=None", " from the environment"))
         return 0
     for change in reversed(made):
         print(f"{args.name}.{change.name}: {change.old_value} -> {change.new_value}  (change {change.batch}, by {by})")

@@ -133,18 +133,24 @@ def _fraction(x: float, a: float, b: float) -> float:
 
 def fit_prior(counts: list[tuple[int, int]], min_base: int = 5) -> tuple[float, float] | None:
     """The population's beta prior from each tutor's (events, base), by the method of moments: (mean in percent,
-    strength in sessions). The spread of the tutors' rates, less what sampling alone explains, is the spread
-    of their true rates. ``None`` with fewer than ten tutors of ``min_base``, or no spread beyond sampling."""
+    strength in sessions), within the settings' ranges. The spread of the tutors' rates, less what sampling
+    alone explains, is the spread of their true rates. ``None`` with fewer than ten tutors of ``min_base``, or
+    no spread beyond sampling.
+
+    With n_i sessions, N in all and k tutors, Q = sum n_i (rate_i - mean)^2 has expectation
+    var (N - sum n_i^2 / N - (k - 1)) + mean (1 - mean) (k - 1), which gives the true rates' variance.
+    """
     kept = [(e, n) for e, n in counts if n >= min_base]
     if len(kept) < 10:
         return None
-    total_events, total_base = sum(e for e, _ in kept), sum(n for _, n in kept)
-    mean = total_events / total_base
+    k, total_base = len(kept), sum(n for _, n in kept)
+    mean = sum(e for e, _ in kept) / total_base
     if not 0 < mean < 1:
         return None
-    observed = sum(n * (e / n - mean) ** 2 for e, n in kept) / total_base
-    sampling = mean * (1 - mean) * len(kept) / total_base  # what binomial noise adds to the weighted spread
-    true_spread = observed - sampling
-    if true_spread <= 0:
+    spread = sum(n * (e / n - mean) ** 2 for e, n in kept)
+    weight = total_base - sum(n * n for _, n in kept) / total_base - (k - 1)
+    variance = (spread - mean * (1 - mean) * (k - 1)) / weight if weight > 0 else 0.0
+    if variance <= 0:
         return None
-    return round(100 * mean, 2), round(max(0.1, mean * (1 - mean) / true_spread - 1), 1)
+    strength = mean * (1 - mean) / variance - 1
+    return round(min(99.9, max(0.1, 100 * mean)), 2), round(min(1000.0, max(0.1, strength)), 1)

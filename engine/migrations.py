@@ -85,6 +85,8 @@ def _count_first_sessions(database: peewee.Database, migrator: SchemaMigrator) -
 
 def _create_runtime_settings(database: peewee.Database, migrator: SchemaMigrator) -> None:
     database.create_tables([RuleSettingValue, SettingsChange], safe=True)
+    if "settings_version" not in {column.name for column in database.get_columns("tutors")}:
+        migrator.add_column("tutors", "settings_version", Tutor._meta.fields["settings_version"]).run()
 
 
 MIGRATIONS: list[tuple[int, str, Migration]] = [

@@ -58,6 +58,8 @@ class Tutor(BaseModel):
     # Last day with a stored snapshot; a late session recomputes from here or earlier.
     series_through = peewee.DateField(null=True)
     created_at = UTCDateTimeField()
+    # The latest settings change its scores reflect: the next rescore names any newer change on its flags.
+    settings_version = peewee.IntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
 
     class Meta:
         table_name = "tutors"
@@ -327,6 +329,7 @@ class SettingsChange(BaseModel):
     batch = peewee.IntegerField()  # the changes made together share the id of the first
     rescore_total = peewee.IntegerField(null=True)
     rescore_done = peewee.IntegerField(default=0)
+    rescore_updated_at = UTCDateTimeField(null=True)  # its last progress: a stalled rescore is swept again
     rescore_finished_at = UTCDateTimeField(null=True)
 
     class Meta:

@@ -8,7 +8,7 @@ message naming the variable. A fresh registry per caller keeps tests from leakin
 
 Settings changed at runtime (``tqs rules set``, ``PUT /api/rules/{name}``) are stored in the
 database and passed in as ``stored``: they override the environment, which stays the default,
-and are checked exactly as the environment's values are (:func:`check_changes`).
+and are checked exactly as the environment's values are (:func:`parse_changes`).
 """
 
 from __future__ import annotations
@@ -62,9 +62,13 @@ def weight_setting(info: RuleInfo) -> Setting:
 
 
 def load_rules(settings: Settings, extra_plugins: Iterable[object] = (), entry_points: bool = True,
-               stored: StoredSettings | None = None) -> RuleSet:
+               stored: StoredSettings | None = None, strict: bool = False) -> RuleSet:
     """Every installed rule (entry points, then ``extra_plugins``), chosen by ``TQS_RULES`` / ``TQS_DISABLED_RULES``
-    unless a stored ``enabled`` says otherwise, with the stored settings over the environment's."""
+    unless a stored ``enabled`` says otherwise, with the stored settings over the environment's.
+
+    A stored value a rule rejects is left out (logged), and a rule switched on at runtime whose variables are
+    bad fails to load rather than stopping every process; with ``strict`` (a change being checked before it is
+    stored) either raises ConfigError instead."""
     stored = stored or {}
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -94,9 +98,16 @@ def load_rules(settings: Settings, extra_plugins: Iterable[object] = (), entry_p
             clash = sorted(set(_variables(info)) & taken)
             if clash:
                 raise RuleLoadError(f"its variables {', '.join(clash)} are another rule's: rename a setting")
-            rule_settings = _rule_settings(pm, info, settings.rule_env, stored.get(info.name, {}))
+            rule_settings = _rule_settings(pm, info, settings.rule_env, stored.get(info.name, {}), strict)
         except ConfigError:  # a bad value of a variable: the operator's to fix, so start-up stops
-            raise
+            if switch is None or strict:
+                raise
+            if pm.has_plugin(candidate.name):
+                pm.unregister(name=candidate.name)
+            error = f"switched on at runtime, but {sys.exc_info()[1]}"
+            log_event(log, "rule_failed_to_load", logging.ERROR, rule=candidate.name, error=error)
+            statuses.append(RuleStatus(candidate.name, "failed", candidate.source, error=error))
+            continue
         except Exception as exc:  # a broken rule must not take the others down
             if pm.has_plugin(candidate.name) and not any(r.name == candidate.name for r in loaded):
                 pm.unregister(name=candidate.name)
@@ -213,7 +224,7 @@ def _check_info(name: str, info: object, metric_owners: Mapping[str, str]) -> No
 
 
 def _rule_settings(pm: pluggy.PluginManager, info: RuleInfo, env: Mapping[str, str],
-                   stored: Mapping[str, str]) -> RuleSettings:
+                   stored: Mapping[str, str], strict: bool = False) -> RuleSettings:
     """The rule's declared settings with the values of their variables, then the stored values, each checked.
 
     ConfigError names a bad variable. A stored value the rule no longer accepts (it was upgraded)
@@ -224,43 +235,60 @@ def _rule_settings(pm: pluggy.PluginManager, info: RuleInfo, env: Mapping[str, s
     overrides = {name: raw for name, raw in stored.items() if name != ENABLED}
     if not overrides:
         return from_env
-    try:
-        return _checked(pm, info, {**from_env, **_parse_values(declared, overrides)})
-    except ValueError as exc:
-        log_event(log, "stored_settings_ignored", logging.ERROR, rule=info.name, error=str(exc))
-        return from_env
+    kept: dict[str, SettingValue] = {}
+    for name, raw in overrides.items():  # each stored value on its own: one the rule rejects leaves the others
+        try:
+            value = _parse_values(declared, {name: raw})[name]
+            _checked(pm, info, {**from_env, **kept, name: value})
+            kept[name] = value
+        except ValueError as exc:
+            if strict:
+                raise ConfigError(f"rule {info.name!r}: {exc}") from None
+            log_event(log, "stored_setting_ignored", logging.ERROR, rule=info.name, setting=name, error=str(exc))
+    return _checked(pm, info, {**from_env, **kept})
 
 
-def check_changes(rules: RuleSet, rule: str, changes: Mapping[str, str]) -> dict[str, tuple[str, str]]:
-    """The changes that change something, as ``{setting: (old, new)}`` in canonical text; ValueError says what is
-    wrong, naming the setting, exactly as for a bad variable. ``enabled`` switches the rule on or off."""
+def parse_changes(rules: RuleSet, rule: str, changes: Mapping[str, str | None]) -> dict[str, str | None]:
+    """Each change in canonical text (``None``: back to the environment's value); ValueError says what is wrong,
+    naming the setting, exactly as for a bad variable. ``enabled`` switches the rule on or off; other settings
+    are checked against the loaded rule, alone and together with its other settings."""
     installed = {status.name: status for status in rules.statuses}
     if rule not in installed:
         raise ValueError(f"no installed rule is called {rule!r}; installed: {', '.join(sorted(installed))}")
     if not changes:
         raise ValueError("name at least one setting to change, as key=value")
-    found: dict[str, tuple[str, str]] = {}
-    loaded = rules.rules.get(rule)
+    parsed: dict[str, str | None] = {}
     if ENABLED in changes:
-        now_on = _parse_enabled(changes[ENABLED])
-        if now_on != (loaded is not None):
-            found[ENABLED] = (_text(loaded is not None), _text(now_on))
+        raw = changes[ENABLED]
+        parsed[ENABLED] = None if raw is None else setting_text(_parse_enabled(raw))
     others = {name: raw for name, raw in changes.items() if name != ENABLED}
     if not others:
-        return found
+        return parsed
+    loaded = rules.rules.get(rule)
     if loaded is None:
         raise ValueError(f"rule {rule!r} is {installed[rule].status}: enable it (enabled=true) before changing "
                          "its settings")
     declared = {setting.name: setting for setting in (*loaded.info.settings, weight_setting(loaded.info))}
-    values = _parse_values(declared, others)
+    unknown = sorted(set(others) - set(declared))
+    if unknown:
+        raise ValueError(f"{unknown[0]!r} is not a setting of this rule; its settings are {', '.join(declared)}, "
+                         f"and {ENABLED}")
+    values = _parse_values(declared, {name: raw for name, raw in others.items() if raw is not None})
     _checked(rules.pm, loaded.info, {**loaded.settings, **values})
-    found.update({name: (_text(loaded.settings[name]), _text(value)) for name, value in values.items()
-                  if value != loaded.settings[name]})
-    return found
+    parsed.update({name: None if raw is None else setting_text(values[name]) for name, raw in others.items()})
+    return parsed
+
+
+def effective_settings(rules: RuleSet, rule: str) -> dict[str, str]:
+    """What a rule runs with, in canonical text: every setting when it is loaded, and ``enabled``."""
+    status = next((s.status for s in rules.statuses if s.name == rule), "disabled")
+    loaded = rules.rules.get(rule)
+    values = {name: setting_text(value) for name, value in loaded.settings.items()} if loaded else {}
+    return {ENABLED: setting_text(status != "disabled"), **values}
 
 
 def with_settings(rules: RuleSet, rule: str, changes: Mapping[str, str]) -> RuleSet:
-    """The same rules with one rule's settings changed (checked as :func:`check_changes` does), for a what-if."""
+    """The same rules with one rule's settings changed (checked as :func:`parse_changes` does), for a what-if."""
     loaded = rules.rules[rule]
     declared = {setting.name: setting for setting in (*loaded.info.settings, weight_setting(loaded.info))}
     values = _checked(rules.pm, loaded.info, {**loaded.settings, **_parse_values(declared, changes)})
@@ -298,12 +326,13 @@ def _parse_enabled(raw: str) -> bool:
     return text in ("true", "1", "yes")
 
 
-def _text(value: SettingValue) -> str:
-    """A setting's value as stored and shown: ``12`` not ``12.0``, ``true`` not ``True``."""
+def setting_text(value: SettingValue) -> str:
+    """A setting's value as stored and shown, exactly: ``12`` not ``12.0``, ``12.345678`` in full, ``true``."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return f"{value:g}"
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)
     return str(value)
 
 

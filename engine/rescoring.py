@@ -19,10 +19,10 @@ import contextlib
 import datetime as dt
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
+from engine.audit import causes_since
 from engine.db import write_transaction
 from engine.history import first_session_day, load_history, recount_all_days
 from engine.logs import log_event
@@ -81,8 +81,7 @@ class RescoreRound:
 
 
 def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = False, rebuild: bool = False,
-                  claim: Claim | None = None, only_rule: str | None = None,
-                  cause: Mapping[str, Any] | None = None) -> Rescored | None:
+                  claim: Claim | None = None, only_rule: str | None = None) -> Rescored | None:
     """Rescore one tutor in one transaction, from the earliest day its waiting row names (else from its
     last snapshot, or its first session), and clear the waiting row; ``None`` when there was nothing to do.
 
@@ -99,17 +98,19 @@ def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = Fa
     failure is recorded in ``rule_failures`` with the first day it missed; the next rescore in
     which it runs starts from that day, so the days it missed are computed after all.
 
-    ``cause`` (a settings change) is recorded on every flag this rescore raises or clears.
+    The first rescore of a tutor after a settings change names the change on the flags of its rule that it
+    raises or clears from the day of the change on (:func:`engine.rulestore.causes_since`).
     """
     started = time.perf_counter()
     sql = Sql(services.database)
     with write_transaction(services.database):
         row = sql.all(
-            "SELECT name, series_through, scored_at FROM tutors WHERE tutor_id = {p}" + sql.lock_row, (tutor_id,))
+            "SELECT name, series_through, scored_at, settings_version FROM tutors WHERE tutor_id = {p}" + sql.lock_row,
+            (tutor_id,))
         waiting = sql.all("SELECT from_day FROM rescore_waiting WHERE tutor_id = {p}", (tutor_id,))
         if not row or (claim and not waiting):
             return None
-        name, series_through, scored_at = row[0]
+        name, series_through, scored_at, scored_version = row[0]
         series_through, scored_at = from_db_day(series_through), from_db_time(scored_at)
         earliest = from_db_day(waiting[0][0]) if waiting else None
         if rebuild:  # from the first session, whatever was waiting
@@ -148,7 +149,8 @@ def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = Fa
         carried = {metric for rule in kept if rule in rules.rules for metric in rules.rules[rule].info.metrics}
         carried |= stored_metric_names(sql, tutor_id, kept - frozenset(rules.rules))
         write_snapshots(sql, tutor_id, [p for p in points if p.day <= persist_end], existing, kept, carried)
-        write_events(sql, tutor_id, start, transitions(points, previous_flags), now, current.assessments, cause)
+        write_events(sql, tutor_id, start, transitions(points, previous_flags), now, current.assessments,
+                     causes_since(services.recent_changes, scored_version or 0), series_through)
         verdicts = write_current(sql, tutor_id, current, advice, kept)
         write_failures(sql, tutor_id, failed, current.assessments, kept, start, now, failing)
         for rule, exc in series.failures.items():
@@ -157,9 +159,10 @@ def rescore_tutor(services: Services, tutor_id: str, *, through_today: bool = Fa
         flagged = any(flag for flag, _ in verdicts.values())
         risk = rules.overall_risk({rule: risk for rule, (_, risk) in verdicts.items()})
         through = series_through if only_rule else max(persist_end, series_through or persist_end)
-        sql.run("UPDATE tutors SET series_through = {p}, flagged = {p}, risk_score = {p}, scored_at = {p} "
-                "WHERE tutor_id = {p}", (to_db_day(through) if through else None, flagged, risk, to_db_time(now),
-                                         tutor_id))
+        sql.run("UPDATE tutors SET series_through = {p}, flagged = {p}, risk_score = {p}, scored_at = {p}, "
+                "settings_version = {p} WHERE tutor_id = {p}",
+                (to_db_day(through) if through else None, flagged, risk, to_db_time(now),
+                 max(services.settings_version, scored_version or 0), tutor_id))
         if waiting and not only_rule:
             sql.run("DELETE FROM rescore_waiting WHERE tutor_id = {p}", (tutor_id,))
     waited = (now - claim.waiting_since).total_seconds() if claim else 0.0
@@ -246,7 +249,7 @@ def rescore_waiting(services: Services, *, delay: dt.timedelta = dt.timedelta(0)
 
 
 def rescore_all(services: Services, *, rebuild: bool = False, only_rule: str | None = None,
-                progress: Callable[[int, int], None] | None = None, cause: Mapping[str, Any] | None = None) -> int:
+                progress: Callable[[int, int], None] | None = None) -> int:
     """Roll every tutor's windows forward to now and snapshot through today (one transaction per tutor).
 
     With ``rebuild``, first forget everything derived and recompute from the sessions alone; with
@@ -255,7 +258,7 @@ def rescore_all(services: Services, *, rebuild: bool = False, only_rule: str | N
     with services.database.connection_context():
         tutor_ids = [t.tutor_id for t in Tutor.select(Tutor.tutor_id).order_by(Tutor.tutor_id)]
         for done, tutor_id in enumerate(tutor_ids, start=1):
-            rescore_tutor(services, tutor_id, through_today=True, rebuild=rebuild, only_rule=only_rule, cause=cause)
+            rescore_tutor(services, tutor_id, through_today=True, rebuild=rebuild, only_rule=only_rule)
             if progress:
                 progress(done, len(tutor_ids))
     return len(tutor_ids)

@@ -71,13 +71,17 @@ def write_snapshots(sql: Sql, tutor_id: str, points: Iterable[SeriesPoint],
 
 
 def write_events(sql: Sql, tutor_id: str, start: dt.date, found: list[RiskTransition], now: dt.datetime,
-                 rules: Iterable[str], cause: Mapping[str, Any] | None = None) -> None:
+                 rules: Iterable[str], causes: Mapping[str, Mapping[str, Any]] | None = None,
+                 scored_through: dt.date | None = None) -> None:
     """Make the stored events of ``rules`` from ``start`` on equal the derived ones, keeping rows that still
     hold exactly; other rules' events are left alone.
 
-    ``cause`` (a settings change) is recorded in the explanation of every event this writes that was not
-    there before; an event rewritten later (its day's counts moved) keeps the cause it was raised with.
+    ``causes`` maps a rule to the settings change this rescore is the first to apply: a new event of that
+    rule records it when dated on or after the change's day, or the tutor's last scored day
+    (``scored_through``) if earlier, as the days from there on are computed under the new settings. An event
+    rewritten later (its day's counts moved) keeps the cause it was raised with.
     """
+    causes = causes or {}
     rules = sorted(rules)
     if not rules:
         return
@@ -101,7 +105,9 @@ def write_events(sql: Sql, tutor_id: str, start: dt.date, found: list[RiskTransi
         if key in kept:
             continue
         earlier = stored[key][2].get(SETTINGS_CHANGE) if key in stored else None
-        caused_by = earlier or cause
+        cause = causes.get(t.rule)
+        since = min(cause["on"], scored_through.isoformat()) if cause and scored_through else (cause or {}).get("on")
+        caused_by = earlier or (cause if cause and t.day.isoformat() >= since else None)
         explanation = {**t.explanation, SETTINGS_CHANGE: dict(caused_by)} if caused_by else t.explanation
         fresh.append((tutor_id, t.rule, t.kind, to_db_day(t.day), to_db_time(t.occurred_at), t.severity,
                       to_db_json(explanation), to_db_time(now)))

@@ -42,6 +42,7 @@ class LiveRules:
         self._checked = 0.0
         self._version = -1
         self._rules: RuleSet | None = None
+        self.recent_changes: list = []  # the latest settings changes, newest first, for the flags they cause
 
     def current(self) -> RuleSet:
         if self._rules is None or time.monotonic() - self._checked > self.reload_seconds:
@@ -50,21 +51,29 @@ class LiveRules:
 
     def refresh(self) -> RuleSet:
         """Reload now if a change is newer than the loaded rules (always on first use)."""
-        from engine.rulestore import settings_version, stored_settings  # rulestore needs Services
+        from engine.audit import RECENT_CHANGES, history, settings_version, stored_settings
 
         with self._lock:
             self._checked = time.monotonic()
             try:
                 version = settings_version(self.database)
                 if self._rules is None or version != self._version:
-                    stored = stored_settings(self.database)
-                    self._rules = load_rules(self.settings, self.extra_plugins, stored=stored)
+                    self._rules = self.load(stored_settings(self.database))
+                    self.recent_changes = history(self.database, limit=RECENT_CHANGES) if version else []
                     self._version = version
             except peewee.DatabaseError as exc:  # database away: keep what we have (the environment's at first)
                 log_event(log, "rule_settings_unreadable", logging.WARNING, error=f"{type(exc).__name__}: {exc}")
                 if self._rules is None:
                     self._rules = load_rules(self.settings, self.extra_plugins)
             return self._rules
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def load(self, stored, strict: bool = False) -> RuleSet:
+        """The rules with these stored settings, as every process would load them."""
+        return load_rules(self.settings, self.extra_plugins, stored=stored, strict=strict)
 
 
 @dataclass(frozen=True)
@@ -90,6 +99,25 @@ class Services:
         every rescore starts with it, so no tutor is scored on settings older than the latest change)."""
         source = self.rule_source
         return source.refresh() if isinstance(source, LiveRules) else source
+
+    def rules_with(self, stored, strict: bool = False) -> RuleSet:
+        """The rules as they would be with these stored settings (to check a change before storing it)."""
+        source = self.rule_source
+        if not isinstance(source, LiveRules):
+            raise ValueError("this process runs fixed rules: settings cannot be changed through it")
+        return source.load(stored, strict)
+
+    @property
+    def recent_changes(self) -> list:
+        """The latest settings changes, newest first (none for fixed rules)."""
+        source = self.rule_source
+        return source.recent_changes if isinstance(source, LiveRules) else []
+
+    @property
+    def settings_version(self) -> int:
+        """The latest settings change the loaded rules include (0 for fixed rules, or before any change)."""
+        source = self.rule_source
+        return max(source.version, 0) if isinstance(source, LiveRules) else 0
 
     @property
     def metric_names(self) -> MetricNames:

@@ -20,7 +20,7 @@ from engine.logs import configure_logging, log_event
 from engine.migrations import migrate
 from engine.queue import create_huey, scoring_tasks_queued
 from engine.rescoring import claimable_count
-from engine.rulestore import unfinished_batches
+from engine.rulestore import claim_stalled_batches
 from engine.services import build_services
 from engine.tasks import Tasks, register_tasks
 
@@ -56,8 +56,9 @@ class Sweeper(threading.Thread):
             if scoring_idle and claimable_count(services):
                 self.tasks.rescore_waiting()
                 log_event(logger, "rescore_swept")
-            for batch in unfinished_batches(services.database, dt.timedelta(seconds=self.settings.sweep_after_seconds),
-                                            services.clock()) if scoring_idle else ():
+            stalled = claim_stalled_batches(services.database, dt.timedelta(seconds=self.settings.sweep_after_seconds),
+                                            services.clock()) if scoring_idle else []
+            for batch in stalled:
                 if self.tasks.queue_settings_rescore(batch):
                     log_event(logger, "settings_rescore_swept", settings_change=batch)
             emails = self.tasks.emails.sweep(dt.timedelta(seconds=self.settings.sweep_after_seconds),

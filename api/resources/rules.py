@@ -8,8 +8,9 @@ from typing import Any
 import falcon
 
 from api.body import read_json
+from engine.audit import history, stored_settings
 from engine.rulereport import describe_rules
-from engine.rulestore import MAX_REASON, change_settings, history, stored_settings
+from engine.rulestore import MAX_REASON, change_settings
 from engine.services import Services
 from engine.tasks import Tasks
 
@@ -48,7 +49,8 @@ class RuleResource:
         resp.media = next(e for e in _rule_or_404(self._services, name) if e["name"] == name)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        """Change some settings: ``{"settings": {"threshold": 12}, "reason": "...", "changed_by": "alice"}``."""
+        """Change some settings: ``{"settings": {"threshold": 12}, "reason": "...", "changed_by": "alice"}``;
+        a setting given as ``null`` goes back to the environment's value."""
         body = read_json(req, MAX_BODY)
         changes, reason, actor = _change_request(body)
         _rule_or_404(self._services, name)
@@ -77,7 +79,7 @@ class RuleHistoryResource:
                       "changes": [c.as_dict() for c in history(self._services.database, name, limit=limit)]}
 
 
-def _change_request(body: Any) -> tuple[dict[str, str], str, str]:
+def _change_request(body: Any) -> tuple[dict[str, str | None], str, str]:
     if not isinstance(body, dict):
         raise falcon.HTTPBadRequest(title="Invalid request", description="Send a JSON object with settings and reason.")
     unknown = sorted(set(body) - {"settings", "reason", "changed_by"})
@@ -90,9 +92,11 @@ def _change_request(body: Any) -> tuple[dict[str, str], str, str]:
         raise falcon.HTTPBadRequest(title="Invalid settings",
                                     description='settings must be an object naming what to change, e.g. '
                                                 '{"threshold": 12}')
-    values = {}
+    values: dict[str, str | None] = {}
     for key, value in settings.items():
-        if isinstance(value, bool):
+        if value is None:  # back to the environment's value
+            values[key] = None
+        elif isinstance(value, bool):
             values[key] = "true" if value else "false"
         elif isinstance(value, int | float | str):
             values[key] = str(value)

@@ -1,0 +1,111 @@
+"""The audit trail of settings changed at runtime, and the stored values, as every process reads them.
+
+Apart from :mod:`engine.rulestore` (which makes changes and rescores after them) so that scoring can name
+the change behind a flag without depending on the code that makes changes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import peewee
+
+from engine.models import RuleSettingValue, SettingsChange
+from engine.windows import day_of
+
+RECENT_CHANGES = 200  # the changes a process keeps at hand to name the cause of the flags it writes
+
+
+@dataclass(frozen=True)
+class Change:
+    """One setting changed, as the audit trail shows it."""
+
+    id: int
+    batch: int
+    rule: str
+    name: str
+    old_value: str
+    new_value: str
+    changed_by: str
+    changed_at: dt.datetime
+    reason: str
+    rescore_total: int | None
+    rescore_done: int
+    rescore_finished_at: dt.datetime | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "batch": self.batch, "rule": self.rule, "setting": self.name,
+                "old_value": self.old_value, "new_value": self.new_value, "changed_by": self.changed_by,
+                "changed_at": _iso(self.changed_at), "reason": self.reason,
+                "rescore": {"total": self.rescore_total, "done": self.rescore_done,
+                            "finished_at": _iso(self.rescore_finished_at) if self.rescore_finished_at else None}}
+
+
+def stored_settings(database: peewee.Database) -> dict[str, dict[str, str]]:
+    """Every stored value, by rule and setting."""
+    def read() -> dict[str, dict[str, str]]:
+        found: dict[str, dict[str, str]] = {}
+        if database.table_exists(RuleSettingValue._meta.table_name):  # else a database from before them
+            for row in RuleSettingValue.select():
+                found.setdefault(row.rule, {})[row.name] = row.value
+        return found
+    return _reading(database, read)
+
+
+def settings_version(database: peewee.Database) -> int:
+    """The id of the latest change: a process whose rules are older reloads them."""
+    def read() -> int:
+        if not database.table_exists(SettingsChange._meta.table_name):
+            return 0
+        return SettingsChange.select(peewee.fn.MAX(SettingsChange.id)).scalar() or 0
+    return _reading(database, read)
+
+
+def _reading(database: peewee.Database, read: Callable[[], Any]) -> Any:
+    """Read on the caller's connection when it has one (closing it could end a request's work), else on a
+    connection opened and closed for the read."""
+    if not database.is_closed():
+        return read()
+    with database.connection_context():
+        return read()
+
+
+def cause_of(change: Change, changes: list[Change]) -> dict[str, Any]:
+    """How a flag names the settings change behind it: the batch, the rule, who, why, on which day, what changed."""
+    together = [c for c in changes if c.batch == change.batch]
+    return {"id": change.batch, "rule": change.rule, "changed_by": change.changed_by, "reason": change.reason,
+            "on": day_of(change.changed_at).isoformat(),
+            "changes": {c.name: [c.old_value, c.new_value] for c in sorted(together, key=lambda c: c.id)}}
+
+
+def causes_since(changes: list[Change], version: int) -> dict[str, dict[str, Any]]:
+    """For each rule, the latest change newer than ``version`` (the one a tutor's scores reflect): the flags a
+    rescore raises or clears for that rule, from the change's day on, are the first under its settings."""
+    found: dict[str, dict[str, Any]] = {}
+    for change in sorted(changes, key=lambda c: c.id):
+        if change.id > version:
+            found[change.rule] = cause_of(change, changes)
+    return found
+
+
+def history(database: peewee.Database, rule: str | None = None, *, batch: int | None = None,
+            limit: int = 200) -> list[Change]:
+    """The audit trail, newest first: one rule's, one batch's, or every rule's."""
+    query = SettingsChange.select().order_by(SettingsChange.id.desc()).limit(limit)
+    if rule is not None:
+        query = query.where(SettingsChange.rule == rule)
+    if batch is not None:
+        query = query.where(SettingsChange.batch == batch)
+    return _reading(database, lambda: [_change(row) for row in query])
+
+
+def _change(row: SettingsChange) -> Change:
+    return Change(row.id, row.batch, row.rule, row.name, row.old_value, row.new_value, row.changed_by, row.changed_at,
+                  row.reason, row.rescore_total, row.rescore_done, row.rescore_finished_at)
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
