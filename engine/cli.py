@@ -318,7 +318,9 @@ def rules_set(services: Services, args: argparse.Namespace) -> int:
     with progress_bars() as progress:
         done = rescore_after_change(services, made[0].batch,
                                     progress=lambda done, total: progress("rescore", done, total))
+        emails = deliver_ready(services, done.changed, progress)  # as a worker does after the API's change
     print(f"rescored {done.tutors} tutors under the new settings; {len(done.changed)} changed flag", file=sys.stderr)
+    _print_emails(services, emails)
     return 0
 
 
