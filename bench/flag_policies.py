@@ -23,14 +23,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.accuracy import Evaluation, evaluate_policies
-from engine.backtest import load_histories
+from engine.accuracy import Evaluation, evaluate, evaluate_policies
+from engine.backtest import load_histories, replay_all
 from engine.config import Settings
 from engine.db import bind_database, open_database
 from engine.migrations import migrate
 from engine.queries import last_session_day
 from engine.raterule import FLAG_POLICIES
-from engine.registry import load_rules
+from engine.registry import load_rules, with_settings
 from engine.services import Services
 from engine.storing import store_sessions
 from engine.validation import validate_session
@@ -48,6 +48,7 @@ class World:
     sessions_per_day: float
     tutors: int = 80
     mix: str = "default"
+    confidences: tuple[float, ...] = ()  # also the first rule under evidence at these confidences: the trade-off
 
 
 @dataclass
@@ -83,7 +84,7 @@ def worlds(quick: bool) -> list[World]:
     if quick:
         return [World("35/day, seeds 1-2", (1, 2), 35), World("3000/day, seed 1", (1,), 3000)]
     return [
-        World("35/day (default), seeds 1-5", seeds, 35),
+        World("35/day (default), seeds 1-5", seeds, 35, confidences=(80.0, 85.0, 95.0, 99.0)),
         World("3000/day, seeds 1-5", seeds, 3000),
         World("35/day, held-out seeds 6-10", held_out, 35),
         World("3000/day, held-out seeds 6-10", held_out, 3000),
@@ -115,6 +116,12 @@ def judge(world: World, seed: int, workdir: Path) -> dict:
     first_day = dt.date.fromisoformat(truth["first_day"])
     _, histories = load_histories(database, first_day, last_day)
     results, _ = evaluate_policies(rules, truth, histories, first_day, last_day, FLAG_POLICIES)
+    first = next(iter(results))[0]
+    for confidence in world.confidences:  # the first rule's evidence policy at other confidences
+        tried = with_settings(rules, first.rule, {"flag_policy": "evidence", "confidence": str(confidence)})
+        outcome = replay_all(tried, first.rule, histories, first_day, last_day, "evidence")
+        results[(first, f"evidence at {confidence:g}%")] = evaluate(truth, first, outcome.flagged_now, outcome.raises,
+                                                                   outcome.flapping)
     hidden = {criterion.rule: _hidden(rules, criterion, truth, histories, last_day)
               for criterion, _ in results}
     database.close()
