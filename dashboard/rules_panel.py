@@ -177,18 +177,10 @@ def render_audit(changes: list) -> str:
     rows = "".join(
         f'<tr><td>{moment(c.as_dict()["changed_at"])}</td><td>{esc(c.rule)}</td><td>{esc(c.name)}</td>'
         f'<td>{esc(c.old_value)} \u2192 {esc(c.new_value)}</td><td>{esc(c.changed_by)}</td><td>{esc(c.reason)}</td>'
-        f'<td>{_rescore(c)}</td></tr>' for c in changes)
+        f'<td>{esc(c.rescore_state)}</td></tr>' for c in changes)
     return ('<div class="tq tq-section tq-scroll" data-audit><h3>Audit trail</h3><table class="tq-table"><thead><tr>'
             '<th>When (UTC)</th><th>Rule</th><th>Setting</th><th>Change</th><th>By</th><th>Reason</th>'
             f'<th>Rescore</th></tr></thead><tbody>{rows}</tbody></table></div>')
-
-
-def _rescore(change) -> str:
-    if change.rescore_finished_at:
-        return f"done ({plural(change.rescore_total or 0, 'tutor')})"
-    if change.rescore_total is None:
-        return "waiting for a worker"
-    return f"{change.rescore_done} of {change.rescore_total}\u2026"
 
 
 def _names(result: Backtest, tutors: list[str]) -> str:

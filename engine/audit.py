@@ -36,6 +36,15 @@ class Change:
     rescore_done: int
     rescore_finished_at: dt.datetime | None
 
+    @property
+    def rescore_state(self) -> str:
+        """How far the rescore after it got: ``waiting for a worker``, ``25 of 80``, ``done (80 tutors)``."""
+        if self.rescore_finished_at:
+            return f"done ({self.rescore_total or 0} tutor{'' if self.rescore_total == 1 else 's'})"
+        if self.rescore_total is None:
+            return "waiting for a worker"
+        return f"{self.rescore_done} of {self.rescore_total}"
+
     def as_dict(self) -> dict[str, Any]:
         return {"id": self.id, "batch": self.batch, "rule": self.rule, "setting": self.name,
                 "old_value": self.old_value, "new_value": self.new_value, "changed_by": self.changed_by,

@@ -333,7 +333,7 @@ def rules_history(services: Services, args: argparse.Namespace) -> int:
         return 0
     rows = [[change.changed_at.strftime("%Y-%m-%d %H:%M"), change.rule, change.name,
              f"{change.old_value} -> {change.new_value}", change.changed_by, change.reason,
-             _rescore_state(change)] for change in changes]
+             change.rescore_state] for change in changes]
     print_table([("when (UTC)", "left"), ("rule", "left"), ("setting", "left"), ("change", "left"), ("by", "left"),
                  ("reason", "left"), ("rescore", "left")], rows,
                 caption=f"{len(rows)} settings changes" + (f" of {args.name}" if args.name else ""))
@@ -363,14 +363,6 @@ def rules_fit_prior(services: Services, args: argparse.Namespace) -> int:
     print(f"to use it: tqs rules set {args.name} prior_mean={mean:g} prior_strength={strength:g} "
           f"--reason \"fitted on {today}\"")
     return 0
-
-
-def _rescore_state(change) -> str:
-    if change.rescore_finished_at:
-        return f"done ({change.rescore_total} tutors)"
-    if change.rescore_total is None:
-        return "waiting"
-    return f"{change.rescore_done} of {change.rescore_total}"
 
 
 def backtest(services: Services, args: argparse.Namespace) -> int:
