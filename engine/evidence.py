@@ -6,8 +6,8 @@ some window makes us at least ``confidence`` sure the rate is above the threshol
 clears when no window leaves even odds that it is above the clear threshold. A short
 window catches a recent deterioration as soon as there are sessions enough to see it; a
 long one catches a chronic problem in a tutor with few sessions. A window is overruled
-when a more recent one is ``confidence`` sure the rate is now below the clear threshold,
-so a tutor who recovered is not held to their old sessions.
+when a more recent one of a fortnight or more is ``confidence`` sure the rate is now below
+the clear threshold, so a tutor who recovered is not held to their old sessions.
 
 Measured against the simulator's truth (docs/flag-policies.md): at 35 sessions a day the
 prior keeps moderate tutors with an unlucky fortnight unflagged; at 3,000 a day the
