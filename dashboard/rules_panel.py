@@ -50,10 +50,10 @@ class RulesPanel(Viewer):
         self._asked = 0  # the latest preview asked for: an older one finishing later is dropped
         html = dict(sizing_mode="stretch_width", stylesheets=STYLESHEETS, margin=(4, 10))
         self.settings = pn.pane.HTML(**html)
-        self.rule = pn.widgets.Select(name="Rule", options=[], width=220, margin=(4, 10))
+        self.rule = pn.widgets.Select(label="Rule", options=[], width=220, margin=(4, 10))
         self.threshold = RangeInput(sizing_mode="stretch_width", min_width=180, max_width=320, margin=(4, 10),
                                     stylesheets=STYLESHEETS)
-        self.policy = pn.widgets.Select(name="Flag policy", options=["rate", "evidence"], width=160, margin=(4, 10))
+        self.policy = pn.widgets.Select(label="Flag policy", options=["rate", "evidence"], width=160, margin=(4, 10))
         self.preview = pn.pane.HTML(**html)
         self.audit = pn.pane.HTML(**html)
         self._rules: dict[str, dict] = {}
