@@ -58,6 +58,14 @@ def time_backtests(label: str, database, tutors: int) -> list[list[str]]:
                      f"{1e6 * seconds / (2 * 90 * len(result.names)):.0f}",
                      f"{len(result.current.flagged_now)} -> {len(result.proposed.flagged_now)}"])
         print(f"  {label}: {name}: {seconds:.1f} s", file=sys.stderr, flush=True)
+    baselines: dict = {}  # the dashboard's what-if: the next preview reuses the read and the current replay
+    backtest(database, rules, rule, {"threshold": "14"}, NOW.date(), 90, baselines=baselines)
+    started = time.perf_counter()
+    result = backtest(database, rules, rule, {"threshold": "12"}, NOW.date(), 90, baselines=baselines)
+    seconds = time.perf_counter() - started
+    rows.append([label, f"{rule}: the next what-if preview (threshold 12)", f"{len(result.names):,}",
+                 f"{seconds:.1f}", f"{1e6 * seconds / (90 * len(result.names)):.0f}",
+                 f"{len(result.current.flagged_now)} -> {len(result.proposed.flagged_now)}"])
     return rows
 
 

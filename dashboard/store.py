@@ -77,6 +77,7 @@ class DashboardStore:
         self._overview_seconds = overview_seconds
         self._overviews: dict[tuple[int, str], tuple[float, Overview]] = {}
         self._lock = threading.Lock()
+        self._baselines: dict = {}  # the what-if's counts and current replay, reused for a minute
 
     @property
     def metric_names(self):
@@ -155,4 +156,4 @@ class DashboardStore:
     def what_if(self, rule: str, changes: dict[str, str], days: int = 90) -> Backtest:
         """A backtest of the proposed settings (it reads only; ValueError names a bad setting)."""
         return backtest(self.services.database, self.services.rules, rule, changes, day_of(self.services.clock()),
-                        days)
+                        days, baselines=self._baselines)
