@@ -10,6 +10,8 @@ from engine.ingest import ingest
 from tests.conftest import NOW
 from tests.factories import raw_session
 
+LOWER = {"threshold": "8", "clear_threshold": "6"}
+
 
 def seeded(services, tutors: int = 6):
     records = [raw_session(f"t{t}-{i}", f"t{t}", NOW - dt.timedelta(days=40 * (i + 1) / 21),
@@ -22,7 +24,7 @@ def seeded(services, tutors: int = 6):
 def test_the_current_replay_matches_the_stored_flags_and_a_lower_threshold_flags_more(services):
     seeded(services)
     rule = services.rules.names[0]
-    result = backtest(services.database, services.rules, rule, {"threshold": "8", "clear_threshold": "6"}, NOW.date(), 90)
+    result = backtest(services.database, services.rules, rule, LOWER, NOW.date(), 90)
     assert result.current.flagged_now == result.stored_flagged
     assert result.current.flagged_now < result.proposed.flagged_now
     assert set(result.newly_flagged) == result.proposed.flagged_now - result.current.flagged_now
@@ -32,12 +34,12 @@ def test_a_series_of_what_ifs_reuses_the_baseline(services):
     seeded(services)
     rule = services.rules.names[0]
     baselines: dict = {}
-    first = backtest(services.database, services.rules, rule, {"threshold": "8", "clear_threshold": "6"}, NOW.date(), 90,
+    first = backtest(services.database, services.rules, rule, LOWER, NOW.date(), 90,
                      baselines=baselines)
     second = backtest(services.database, services.rules, rule, {"threshold": "20"}, NOW.date(), 90,
                       baselines=baselines)
     assert second.current is first.current and len(baselines) == 1
     assert second.proposed.flagged_now <= second.current.flagged_now <= first.proposed.flagged_now
-    other = backtest(services.database, services.rules, rule, {"threshold": "8", "clear_threshold": "6"}, NOW.date(), 30,
+    other = backtest(services.database, services.rules, rule, LOWER, NOW.date(), 30,
                      baselines=baselines)
     assert other.current is not first.current and len(baselines) == 1  # another period: a new baseline
