@@ -46,7 +46,7 @@ def seed(url: str, sessions: list[dict]) -> object:
     return database
 
 
-def time_backtests(label: str, database, tutors: int) -> list[list[str]]:
+def time_backtests(label: str, database) -> list[list[str]]:
     rules = load_rules(Settings())
     rule = rules.names[0]  # the first rule listed (rank 0 among those that ship)
     rows = []
@@ -78,12 +78,12 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="tq-backtest-") as tmp:
         database = seed(f"sqlite:///{Path(tmp) / 'backtest.db'}", simulation.sessions)
-        rows += time_backtests("SQLite", database, args.tutors)
+        rows += time_backtests("SQLite", database)
         database.close()
     try:
         with throwaway_postgres(admin_url(), "backtest_bench") as url:
             database = seed(url, simulation.sessions)
-            rows += time_backtests("PostgreSQL", database, args.tutors)
+            rows += time_backtests("PostgreSQL", database)
             release_connections(database)
     except PostgresUnavailable as exc:
         print(f"bench.backtest: PostgreSQL skipped: {exc}", file=sys.stderr)

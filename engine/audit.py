@@ -94,8 +94,10 @@ def causes_since(changes: list[Change], version: int) -> dict[str, dict[str, Any
     """For each rule, the latest change newer than ``version`` (the one a tutor's scores reflect): the flags a
     rescore raises or clears for that rule, from the change's day on, are the first under its settings."""
     found: dict[str, dict[str, Any]] = {}
-    for change in sorted(changes, key=lambda c: c.id):
-        if change.id > version:
+    for change in changes:  # newest first, as history() reads them: usually none is newer, and this stops at once
+        if change.id <= version:
+            break
+        if change.rule not in found:
             found[change.rule] = cause_of(change, changes)
     return found
 

@@ -18,14 +18,22 @@ MAX_BODY = 16 * 1024
 MAX_ACTOR = 100
 
 
-def _rule_or_404(services: Services, name: str) -> list[dict]:
+def _report(services: Services) -> list[dict]:
     with services.database.connection_context():
-        report = describe_rules(services.refresh_rules(), stored_settings(services.database),
-                                services.settings.rule_env)
-    if not any(entry["name"] == name for entry in report):
+        return describe_rules(services.refresh_rules(), stored_settings(services.database),
+                              services.settings.rule_env)
+
+
+def _known(services: Services, name: str) -> None:
+    """404 unless a rule of that name is installed (loaded, disabled or failed)."""
+    if name not in {status.name for status in services.refresh_rules().statuses}:
         raise falcon.HTTPNotFound(title="Unknown rule",
                                   description=f"No installed rule is called {name!r}; see GET /api/rules.")
-    return report
+
+
+def _one(services: Services, name: str) -> dict:
+    _known(services, name)
+    return next(entry for entry in _report(services) if entry["name"] == name)
 
 
 class RuleListResource:
@@ -33,10 +41,7 @@ class RuleListResource:
         self._services = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        with self._services.database.connection_context():
-            resp.media = {"rules": describe_rules(self._services.refresh_rules(),
-                                                  stored_settings(self._services.database),
-                                                  self._services.settings.rule_env)}
+        resp.media = {"rules": _report(self._services)}
 
 
 class RuleResource:
@@ -46,14 +51,14 @@ class RuleResource:
         self._services, self._tasks = services, tasks
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        resp.media = next(e for e in _rule_or_404(self._services, name) if e["name"] == name)
+        resp.media = _one(self._services, name)
 
     def on_put(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
         """Change some settings: ``{"settings": {"threshold": 12}, "reason": "...", "changed_by": "alice"}``;
         a setting given as ``null`` goes back to the environment's value."""
         body = read_json(req, MAX_BODY)
         changes, reason, actor = _change_request(body)
-        _rule_or_404(self._services, name)
+        _known(self._services, name)
         changed_by = f"{actor} ({req.context.api_key})" if actor else f"api {req.context.api_key}"
         try:
             made = change_settings(self._services, name, changes, changed_by, reason)
@@ -61,7 +66,7 @@ class RuleResource:
             raise falcon.HTTPBadRequest(title="Invalid settings", description=str(exc)) from None
         queued = self._tasks.queue_settings_rescore(made[0].batch) if made else False
         resp.media = {
-            "rule": next(e for e in _rule_or_404(self._services, name) if e["name"] == name),
+            "rule": _one(self._services, name),
             "changes": [change.as_dict() for change in reversed(made)],
             "rescore": ({"status": "queued" if queued else "pending (the worker's sweeper will queue it)",
                          "batch": made[0].batch, "progress": f"/api/rules/{name}/history"} if made else None),
@@ -73,7 +78,7 @@ class RuleHistoryResource:
         self._services = services
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, name: str) -> None:
-        _rule_or_404(self._services, name)
+        _known(self._services, name)
         limit = req.get_param_as_int("limit", min_value=1, max_value=1000, default=200)
         resp.media = {"rule": name,
                       "changes": [c.as_dict() for c in history(self._services.database, name, limit=limit)]}
