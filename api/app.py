@@ -5,15 +5,17 @@ from __future__ import annotations
 import falcon
 
 from api import errors
-from api.middleware import CloseDatabase, LogRequests, RequireApiKey
+from api.middleware import CloseDatabase, LimitIngestRate, LogRequests, RequireApiKey
 from api.openapi import OpenApiResource, build_document
 from api.resources.health import HealthResource
 from api.resources.rules import RuleHistoryResource, RuleListResource, RuleResource
 from api.resources.sessions import SessionsResource
 from api.resources.tutors import TutorHistoryResource, TutorListResource, TutorResource
+from engine.apikeys import KeyRing
 from engine.config import ConfigError, Settings
 from engine.logs import configure_logging
 from engine.queue import create_huey
+from engine.ratelimit import limiter_for
 from engine.services import Services, build_services
 from engine.tasks import Tasks, register_tasks
 
@@ -23,7 +25,8 @@ def create_app(services: Services, tasks: Tasks) -> falcon.App:
     if not settings.api_keys:
         raise ConfigError("TQS_API_KEYS must list at least one API key: the API never runs open")
     app = falcon.App(
-        middleware=[LogRequests(), RequireApiKey(settings.api_keys, settings.admin_api_keys),
+        middleware=[LogRequests(), RequireApiKey(KeyRing.from_settings(settings, services.database)),
+                    LimitIngestRate(limiter_for(settings.ingest_rate_limit, settings.queue_url, services.database)),
                     CloseDatabase(services.database)],
     )
     app.req_options.strip_url_path_trailing_slash = True

@@ -2,54 +2,74 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import time
 
 import falcon
 import peewee
 
+from engine.apikeys import KeyRing
 from engine.logs import log_event
+from engine.ratelimit import RateLimiter
 
 logger = logging.getLogger("tutor_quality.api")
 
 
 class RequireApiKey:
-    """``Authorization: Bearer KEY`` or ``X-API-Key: KEY``, compared in constant time.
+    """``Authorization: Bearer KEY`` or ``X-API-Key: KEY``, from the bootstrap keys or ``tqs keys create``.
 
-    Resources with ``auth_required = False`` (health, the OpenAPI document) are open. A method a
-    resource lists in ``admin_methods`` (changing rule settings) needs one of the admin keys; any
-    other key gets 403. ``req.context.api_key`` names the key for the audit trail, never showing it.
+    Resources with ``auth_required = False`` (health, the OpenAPI document) are open. A method needs
+    the scope its resource names in ``scopes`` (``{"POST": "ingest"}``); otherwise reading needs ``read``
+    and anything else ``admin``. A key without it gets 403. ``req.context.api_key`` is the key's name,
+    which logs and the audit trail show; the key itself is never logged.
     """
 
-    def __init__(self, keys: tuple[str, ...], admin_keys: tuple[str, ...] = ()):
-        self._keys = [(key.encode(), False) for key in keys] + [(key.encode(), True) for key in admin_keys]
+    def __init__(self, keyring: KeyRing):
+        self._keyring = keyring
 
     def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
         if resource is None or not getattr(resource, "auth_required", True):
             return
-        presented = _presented_key(req)
-        # compare against every key so timing does not reveal which one (or how many) matched
-        matched = [admin for key, admin in self._keys if hmac.compare_digest(presented, key)] if presented else []
-        if not matched:
+        holder = self._keyring.holder(_presented_key(req))
+        if holder is None:
             raise falcon.HTTPUnauthorized(
                 title="API key required",
                 description="Send a valid key as 'Authorization: Bearer KEY' or 'X-API-Key: KEY'.",
                 challenges=["Bearer"],
             )
-        req.context.api_key = key_name(presented)
-        if req.method in getattr(resource, "admin_methods", ()) and not any(matched):
+        req.context.api_key = holder.name
+        scope = required_scope(resource, req.method)
+        if not holder.may(scope):
             raise falcon.HTTPForbidden(
-                title="Admin key required",
-                description="This key may send and read sessions but not change settings: use a key from "
-                            "TQS_ADMIN_API_KEYS.",
+                title=f"{scope.capitalize()} scope required",
+                description=f"The key {holder.name!r} may {' and '.join(sorted(holder.grants))}; "
+                            f"this needs a key with the {scope} scope (tqs keys create NAME --scope {scope}).",
             )
 
 
-def key_name(key: bytes) -> str:
-    """How logs and the audit trail name a key: a short fingerprint, from which the key cannot be recovered."""
-    return "key:" + hashlib.sha256(key).hexdigest()[:12]
+def required_scope(resource, method: str) -> str:
+    declared = getattr(resource, "scopes", {}).get(method)
+    return declared or ("read" if method in ("GET", "HEAD") else "admin")
+
+
+class LimitIngestRate:
+    """Per API key, on the resources marked ``rate_limited``: over the limit, 429 with Retry-After."""
+
+    def __init__(self, limiter: RateLimiter | None):
+        self._limiter = limiter
+
+    def process_resource(self, req: falcon.Request, resp: falcon.Response, resource, params) -> None:
+        if self._limiter is None or req.method not in getattr(resource, "rate_limited", ()):
+            return
+        verdict = self._limiter.check(req.context.api_key)
+        if not verdict.allowed:
+            log_event(logger, "rate_limited", logging.WARNING, key=req.context.api_key, retry_after=verdict.retry_after)
+            raise falcon.HTTPTooManyRequests(
+                title="Too many requests",
+                description=f"This key's limit is {self._limiter.limit} requests per window: retry after "
+                            f"{verdict.retry_after} s. Nothing was stored.",
+                retry_after=verdict.retry_after,
+            )
 
 
 def _presented_key(req: falcon.Request) -> bytes:

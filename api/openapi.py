@@ -82,7 +82,8 @@ def _tutor_record(metric_names: MetricNames) -> dict[str, Any]:
 def build_document(metric_names: MetricNames) -> dict[str, Any]:
     auth = [{"bearer": []}, {"apiKey": []}]
     bad_request = _error("Malformed JSON, failed validation (every bad field named) or a bad parameter")
-    unauthorized = _error("Missing or invalid API key")
+    unauthorized = _error("Missing, unknown or revoked API key")
+    forbidden = _error("The key's scope does not allow this (ingest, read or admin)")
     unavailable = _error("The database is unreachable; nothing was stored (see Retry-After)")
     tutor_id = {"name": "tutor_id", "in": "path", "required": True, "schema": {"type": "string"}}
     rule_name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
@@ -203,8 +204,10 @@ def build_document(metric_names: MetricNames) -> dict[str, Any]:
                      "items": {"$ref": "#/components/schemas/Session"}}]}}}},
                 "responses": {
                     "202": _ok("Stored durably and queued for scoring", "Accepted"),
-                    "400": bad_request, "401": unauthorized,
+                    "400": bad_request, "401": unauthorized, "403": forbidden,
                     "413": _error("Body above the size limit"), "415": _error("Body is not application/json"),
+                    "429": _error("Over this key's request limit (TQS_INGEST_RATE_LIMIT); nothing was stored "
+                                  "(see Retry-After)"),
                     "503": unavailable,
                 },
             }},
@@ -224,12 +227,12 @@ def build_document(metric_names: MetricNames) -> dict[str, Any]:
                      "schema": {"type": "integer", "minimum": 0, "maximum": queries.MAX_OFFSET, "default": 0}},
                 ],
                 "responses": {"200": _ok("A page of tutors", "TutorList"), "400": bad_request,
-                              "401": unauthorized, "503": unavailable},
+                              "401": unauthorized, "403": forbidden, "503": unavailable},
             }},
             "/api/tutors/{tutor_id}": {"get": {
                 "summary": "One tutor: record, every rule's flag, insights, recommendations, recent reschedules",
                 "security": auth, "parameters": [tutor_id],
-                "responses": {"200": _ok("The tutor", "TutorDetail"), "401": unauthorized,
+                "responses": {"200": _ok("The tutor", "TutorDetail"), "401": unauthorized, "403": forbidden,
                               "404": _error("Unknown tutor"), "503": unavailable},
             }},
             "/api/tutors/{tutor_id}/history": {"get": {
@@ -239,16 +242,17 @@ def build_document(metric_names: MetricNames) -> dict[str, Any]:
                     "type": "integer", "minimum": 1, "maximum": queries.MAX_HISTORY_DAYS,
                     "default": queries.DEFAULT_HISTORY_DAYS}}],
                 "responses": {"200": _ok("The history", "History"), "400": bad_request, "401": unauthorized,
-                              "404": _error("Unknown tutor"), "503": unavailable},
+                              "403": forbidden, "404": _error("Unknown tutor"), "503": unavailable},
             }},
             "/api/rules": {"get": {
                 "summary": "Every installed rule: status, version and each setting's value and where it comes from",
                 "security": auth,
-                "responses": {"200": _ok("The rules", "RuleList"), "401": unauthorized, "503": unavailable},
+                "responses": {"200": _ok("The rules", "RuleList"), "401": unauthorized, "403": forbidden,
+                              "503": unavailable},
             }},
             "/api/rules/{name}": {
                 "get": {"summary": "One rule", "security": auth, "parameters": [rule_name],
-                        "responses": {"200": _ok("The rule", "Rule"), "401": unauthorized,
+                        "responses": {"200": _ok("The rule", "Rule"), "401": unauthorized, "403": forbidden,
                                       "404": _error("Unknown rule"), "503": unavailable}},
                 "put": {"summary": "Change some of a rule's settings (an admin key only): checked, stored, audited, "
                                    "then every tutor is rescored from now on",
@@ -257,7 +261,7 @@ def build_document(metric_names: MetricNames) -> dict[str, Any]:
                             "schema": {"$ref": "#/components/schemas/RuleChange"}}}},
                         "responses": {"200": _ok("Changed (changes is empty when nothing changed)", "RuleChanged"),
                                       "400": bad_request, "401": unauthorized,
-                                      "403": _error("The key may not change settings"),
+                                      "403": _error("Only an admin key may change settings"),
                                       "404": _error("Unknown rule"), "413": _error("Body above the size limit"),
                                       "415": _error("Body is not application/json"), "503": unavailable}},
             },
@@ -267,7 +271,7 @@ def build_document(metric_names: MetricNames) -> dict[str, Any]:
                 "parameters": [rule_name, {"name": "limit", "in": "query", "schema": {
                     "type": "integer", "minimum": 1, "maximum": 1000, "default": 200}}],
                 "responses": {"200": _ok("The changes", "RuleHistory"), "400": bad_request, "401": unauthorized,
-                              "404": _error("Unknown rule"), "503": unavailable},
+                              "403": forbidden, "404": _error("Unknown rule"), "503": unavailable},
             }},
             "/api/health": {"get": {
                 "summary": "Liveness, database and queue reachability, processing backlog", "security": [],

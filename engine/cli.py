@@ -14,7 +14,7 @@ from typing import Any
 
 import peewee
 
-from engine import inbox, queries
+from engine import inbox, queries, security_cli
 from engine.audit import history as settings_history
 from engine.audit import stored_settings
 from engine.backtest import backtest as run_backtest
@@ -128,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
     worker_cmd.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="worker processes")
     worker_cmd.add_argument("--threads", action="store_true", help="threads instead of processes")
     command("retry-failed", retry_failed, "queue again the sessions and email reports that failed for good")
+    security_cli.add_commands(command)
     for entry_point in importlib.metadata.entry_points(group=COMMANDS_GROUP):
         entry_point.load()(command)  # simulator, and later the dashboard and notifications, add their commands
     rescore_cmd = command("rescore", rescore, "roll every tutor's windows forward and snapshot through today")

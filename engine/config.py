@@ -27,6 +27,17 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class RateLimit:
+    """At most ``requests`` per ``seconds`` for each API key."""
+
+    requests: int
+    seconds: float
+
+    def __str__(self) -> str:
+        return f"{self.requests}/{self.seconds:g}"
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything configurable, with the defaults a newcomer gets."""
 
@@ -38,6 +49,8 @@ class Settings:
     rule_env: Mapping[str, str] = field(default_factory=dict, repr=False)
     api_keys: tuple[str, ...] = field(default=(), repr=False)
     admin_api_keys: tuple[str, ...] = field(default=(), repr=False)  # may also change rule settings
+    secret_keys: tuple[str, ...] = field(default=(), repr=False)  # the first encrypts personal data, all decrypt
+    ingest_rate_limit: RateLimit | None = field(default_factory=lambda: RateLimit(1000, 10.0))  # per API key
     max_body_bytes: int = 4 * 1024 * 1024
     sweep_after_seconds: int = 180
     sweep_interval_seconds: int = 30
@@ -115,6 +128,23 @@ def _keys(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _secret_keys(raw: str) -> tuple[str, ...]:
+    keys = _keys(raw)
+    if any(len(key) < 32 for key in keys):
+        raise ValueError("each key must be a Fernet key or at least 32 characters: "
+                         "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'")
+    return keys
+
+
+def _rate_limit(raw: str) -> RateLimit | None:
+    if raw.lower() == "off":
+        return None
+    match = re.fullmatch(r"(\d+)\s*/\s*(\d+(?:\.\d+)?)\s*s?", raw)
+    if not match or int(match[1]) < 1 or not 0 < float(match[2]) <= 86400:
+        raise ValueError("must be REQUESTS/SECONDS per API key, such as 1000/10, or off")
+    return RateLimit(int(match[1]), float(match[2]))
+
+
 def _cookie_secret(raw: str) -> str:
     if len(raw) < 32:
         raise ValueError("must be at least 32 characters: python -c 'import secrets; print(secrets.token_hex(32))'")
@@ -167,6 +197,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TQS_DISABLED_RULES": ("disabled_rules", _names),
     "TQS_API_KEYS": ("api_keys", _keys),
     "TQS_ADMIN_API_KEYS": ("admin_api_keys", _keys),
+    "TQS_SECRET_KEY": ("secret_keys", _secret_keys),
+    "TQS_INGEST_RATE_LIMIT": ("ingest_rate_limit", _rate_limit),
     "TQS_MAX_BODY_BYTES": ("max_body_bytes", _positive_int),
     "TQS_SWEEP_AFTER_SECONDS": ("sweep_after_seconds", _positive_int),
     "TQS_SWEEP_INTERVAL_SECONDS": ("sweep_interval_seconds", _positive_int),
@@ -188,7 +220,8 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
 }
 
 
-SECRET_VARIABLES = {"TQS_API_KEYS", "TQS_ADMIN_API_KEYS", "TQS_DASHBOARD_PASSWORD", "TQS_DASHBOARD_COOKIE_SECRET"}
+SECRET_VARIABLES = {"TQS_API_KEYS", "TQS_ADMIN_API_KEYS", "TQS_SECRET_KEY", "TQS_DASHBOARD_PASSWORD",
+                    "TQS_DASHBOARD_COOKIE_SECRET"}
 
 
 def _shown(name: str, raw: str) -> str:

@@ -11,6 +11,7 @@ import datetime as dt
 import peewee
 
 from engine.models import Reschedule, Session, TutorDailyCount
+from engine.personal import personal_data
 from engine.sql import Sql, from_db_day, from_db_time, to_db_day, to_db_time
 from engine.windows import (
     COUNT_FIELDS,
@@ -75,7 +76,8 @@ def load_reschedules(sql: Sql, tutor_id: str, after: dt.datetime, until: dt.date
         (tutor_id, to_db_time(after), to_db_time(until)),
     )
     return [
-        RescheduleFact(session_id=sid, scheduled_time=from_db_time(scheduled), initiator=initiator, reason=reason,
+        RescheduleFact(session_id=sid, scheduled_time=from_db_time(scheduled), initiator=initiator,
+                       reason=personal_data.open(reason),
                        original_time=from_db_time(original), new_time=from_db_time(new),
                        requested_at=from_db_time(requested),
                        notice_seconds=notice, delay_seconds=delay)

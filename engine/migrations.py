@@ -17,9 +17,11 @@ from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator
 from engine.db import is_postgres
 from engine.models import (
     MODELS,
+    ApiKey,
     EmailDelivery,
     EmailReport,
     InboxItem,
+    RateLimitWindow,
     Reschedule,
     RescoreWaiting,
     RiskEvent,
@@ -89,6 +91,14 @@ def _create_runtime_settings(database: peewee.Database, migrator: SchemaMigrator
         migrator.add_column("tutors", "settings_version", Tutor._meta.fields["settings_version"]).run()
 
 
+def _create_api_keys_and_seal_personal_data(database: peewee.Database, migrator: SchemaMigrator) -> None:
+    """Named keys and rate-limit windows; a sealed student name outgrows 200 characters (``tqs rotate-key``
+    seals the names and reasons stored before)."""
+    database.create_tables([ApiKey, RateLimitWindow], safe=True)
+    if is_postgres(database):
+        database.execute_sql("ALTER TABLE sessions ALTER COLUMN student_name TYPE text")
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "create schema", _create_schema),
     (2, "inbox of accepted sessions", _create_inbox),
@@ -96,6 +106,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (4, "email reports and their deliveries", _create_email_reports),
     (5, "first-session outcome counts and rule failures", _count_first_sessions),
     (6, "rule settings changed at runtime, and their audit trail", _create_runtime_settings),
+    (7, "named API keys, rate limits, personal data sealed", _create_api_keys_and_seal_personal_data),
 ]
 
 

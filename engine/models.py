@@ -13,6 +13,8 @@ from typing import Any
 
 import peewee
 
+from engine.personal import SealedJSONField, SealedTextField
+
 database_proxy = peewee.DatabaseProxy()
 
 
@@ -70,7 +72,7 @@ class Session(BaseModel):
     session_id = peewee.CharField(max_length=128, primary_key=True)
     tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", backref="sessions", on_delete="CASCADE")
     student_id = peewee.CharField(max_length=128)
-    student_name = peewee.CharField(max_length=200, null=True)
+    student_name = SealedTextField(null=True)  # personal data: sealed at rest (engine.personal)
     scheduled_time = UTCDateTimeField()
     completed_time = UTCDateTimeField(null=True)
     status = peewee.CharField(max_length=16)
@@ -94,7 +96,7 @@ class Reschedule(BaseModel):
     )
     tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", on_delete="CASCADE")
     initiator = peewee.CharField(max_length=16)
-    reason = peewee.TextField(null=True)
+    reason = SealedTextField(null=True)  # free text, personal data: sealed at rest
     original_time = UTCDateTimeField()
     new_time = UTCDateTimeField(null=True)
     requested_at = UTCDateTimeField(null=True)
@@ -137,8 +139,8 @@ class TutorScore(BaseModel):
     severity = peewee.CharField(max_length=16, default="none")
     risk_score = peewee.DoubleField(default=0.0)
     explanation = JSONField()
-    insights = JSONField()
-    recommendations = JSONField()
+    insights = SealedJSONField()  # a rule's insight may quote a student's reason: sealed at rest
+    recommendations = SealedJSONField()
     as_of = UTCDateTimeField()
 
     class Meta:
@@ -337,6 +339,31 @@ class SettingsChange(BaseModel):
         indexes = ((("rule", "id"), False),)
 
 
+class ApiKey(BaseModel):
+    """A named API key: only its SHA-256 is kept (the key is random, so no slow hash is needed)."""
+
+    name = peewee.CharField(max_length=64, unique=True)
+    scope = peewee.CharField(max_length=16)  # ingest | read | admin
+    key_hash = peewee.CharField(max_length=64, unique=True)
+    created_at = UTCDateTimeField()
+    revoked_at = UTCDateTimeField(null=True)
+
+    class Meta:
+        table_name = "api_keys"
+
+
+class RateLimitWindow(BaseModel):
+    """Requests one key made in one fixed window, where there is no Redis to count them."""
+
+    key_name = peewee.CharField(max_length=64)
+    window_start = peewee.BigIntegerField()  # the window's number: epoch seconds // its length
+    requests = peewee.IntegerField()
+
+    class Meta:
+        table_name = "rate_limit_windows"
+        primary_key = peewee.CompositeKey("key_name", "window_start")
+
+
 class SchemaMigration(BaseModel):
     version = peewee.IntegerField(primary_key=True)
     name = peewee.CharField(max_length=200)
@@ -362,4 +389,6 @@ MODELS = [
     RescoreWaiting,
     RuleSettingValue,
     SettingsChange,
+    ApiKey,
+    RateLimitWindow,
 ]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.models import RiskEvent, RuleFailure, ScoreSnapshot, TutorDailyCount, TutorMetric, TutorScore
+from engine.personal import personal_data
 from engine.rulekit import Advice
 from engine.ruleset import ENGINE_OWNER
 from engine.series import RiskTransition, SeriesPoint
@@ -138,8 +139,9 @@ def write_current(sql: Sql, tutor_id: str, current: SeriesPoint, advice: Mapping
                 (tutor_id, *gone))
     scores = [
         (tutor_id, rule, a.version, a.flagged, a.severity, a.risk_score, to_db_json(a.explanation),
-         to_db_json(advice[rule].insights if rule in advice else []),
-         to_db_json(advice[rule].recommendations if rule in advice else []), to_db_time(current.as_of))
+         personal_data.seal(to_db_json(advice[rule].insights if rule in advice else [])),
+         personal_data.seal(to_db_json(advice[rule].recommendations if rule in advice else [])),
+         to_db_time(current.as_of))
         for rule, a in sorted(current.assessments.items())
     ]
     if scores:

@@ -17,6 +17,7 @@ import peewee
 from engine.config import Settings
 from engine.db import bind_database, open_database
 from engine.logs import log_event
+from engine.personal import cipher_for, personal_data
 from engine.registry import load_rules
 from engine.rulekit import MetricNames
 from engine.ruleset import RuleSet
@@ -88,6 +89,10 @@ class Services:
     database: peewee.Database
     rule_source: RuleSet | LiveRules
     clock: Callable[[], dt.datetime] = utc_now
+
+    def __post_init__(self) -> None:
+        # like the models' database, the cipher of personal data is bound where the services are built
+        personal_data.initialize(cipher_for(self.settings.secret_keys, self.settings.data_dir))
 
     @property
     def rules(self) -> RuleSet:

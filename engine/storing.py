@@ -25,6 +25,7 @@ import peewee
 
 from engine.config import SESSION_REPORT_POLICIES, Settings
 from engine.db import write_transaction
+from engine.personal import personal_data
 from engine.services import Services
 from engine.sql import Sql, flatten, from_db_time, to_db_day, to_db_json, to_db_time
 from engine.validation import SessionRecord
@@ -155,7 +156,7 @@ _SESSION_COLUMNS = ("session_id", "tutor_id", "student_id", "student_name", "sch
 def _upsert_sessions(sql: Sql, records: list[SessionRecord], digests: dict[str, str],
                      previous: dict[str, _Previous], now: dt.datetime) -> None:
     rows = [
-        (r.session_id, r.tutor_id, r.student_id, r.student_name, to_db_time(r.scheduled_time),
+        (r.session_id, r.tutor_id, r.student_id, personal_data.seal(r.student_name), to_db_time(r.scheduled_time),
          to_db_time(r.completed_time),
          r.status, r.subject, r.duration_minutes, r.is_first_session, digests[r.session_id],
          to_db_time(previous[r.session_id].received_at if r.session_id in previous else now), to_db_time(now))
@@ -193,7 +194,8 @@ def _write_reschedules(sql: Sql, records: list[SessionRecord], previous: dict[st
 def _reschedule_row(record: SessionRecord) -> tuple:
     info = record.reschedule
     notice, delay = info.notice, info.delay
-    return (record.session_id, record.tutor_id, info.initiator, info.reason, to_db_time(info.original_time),
+    return (record.session_id, record.tutor_id, info.initiator, personal_data.seal(info.reason),
+            to_db_time(info.original_time),
             to_db_time(info.new_time), to_db_time(info.requested_at),
             None if notice is None else int(notice.total_seconds()),
             None if delay is None else int(delay.total_seconds()))

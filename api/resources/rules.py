@@ -45,7 +45,7 @@ class RuleListResource:
 
 
 class RuleResource:
-    admin_methods = ("PUT",)
+    scopes = {"PUT": "admin"}
 
     def __init__(self, services: Services, tasks: Tasks):
         self._services, self._tasks = services, tasks

@@ -12,6 +12,9 @@ from engine.tasks import Tasks
 
 
 class SessionsResource:
+    scopes = {"POST": "ingest"}
+    rate_limited = ("POST",)
+
     def __init__(self, services: Services, tasks: Tasks, max_body_bytes: int):
         self._services, self._tasks, self._max_body_bytes = services, tasks, max_body_bytes
 

@@ -401,6 +401,6 @@ def test_a_settings_change_appears_in_the_audit_trail_with_its_rescore(signed_in
     audit.scroll_into_view_if_needed()
     row = audit.locator("tbody tr").first.inner_text()
     assert "no_show_rate" in row and "confidence" in row and "90 \u2192 91" in row
-    assert "tester (key:" in row and ADMIN_KEY not in row and "browser test: audit trail" in row
+    assert "tester (env-admin-1)" in row and ADMIN_KEY not in row and "browser test: audit trail" in row
     assert f"done ({tutors} tutors)" in row
     shot(page, "audit-trail")

@@ -52,10 +52,10 @@ def test_an_evidence_flag_gives_the_evidence_its_certainty_and_the_prd_verdict()
 
 
 def test_a_flag_caused_by_a_settings_change_says_who_changed_what_and_why():
-    caused = {**RAISED, "settings_change": {"id": 4, "changed_by": "alice (key:0a1b)", "reason": "more coaches",
+    caused = {**RAISED, "settings_change": {"id": 4, "changed_by": "alice (env-admin-1)", "reason": "more coaches",
                                             "changes": {"threshold": ["15", "12"]}}}
     assert describe_explanation(caused).endswith(
-        "After settings change 4 by alice (key:0a1b): threshold 15 \u2192 12 (\u201cmore coaches\u201d).")
+        "After settings change 4 by alice (env-admin-1): threshold 15 \u2192 12 (\u201cmore coaches\u201d).")
     disabled = {"decision": "rule_disabled", "settings_change": {**caused["settings_change"],
                                                                  "changes": {"enabled": ["true", "false"]}}}
     assert describe_explanation(disabled).startswith("The rule was switched off. After settings change 4")
