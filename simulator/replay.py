@@ -28,6 +28,10 @@ BATCH = 500
 class ApiError(RuntimeError):
     """The API refused or could not be reached; the message says which and why."""
 
+    def __init__(self, message: str, status: int | None = None, retry_after: float | None = None):
+        super().__init__(message)
+        self.status, self.retry_after = status, retry_after
+
 
 @dataclass(frozen=True)
 class ApiTarget:
@@ -42,21 +46,29 @@ class ApiTarget:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as error:
-            raise ApiError(f"{method} {path}: HTTP {error.code}: {error.read()[:500].decode(errors='replace')}") \
-                from None
+            raise ApiError(f"{method} {path}: HTTP {error.code}: {error.read()[:500].decode(errors='replace')}",
+                           error.code, _seconds(error.headers.get("Retry-After"))) from None
         except (urllib.error.URLError, OSError) as error:
             raise ApiError(f"{method} {path}: cannot reach {self.url}: {error}") from None
 
-    def post_sessions(self, sessions: Sequence[dict[str, Any]], attempts: int = 5) -> None:
-        """POST one batch; on 503 (database briefly away) wait and try again, as Rails would."""
+    def post_sessions(self, sessions: Sequence[dict[str, Any]], attempts: int = 8) -> None:
+        """POST one batch; on 429 (over the key's rate) or 503 (database briefly away) wait as Retry-After
+        says (or back off) and try again, as Rails would."""
         for attempt in range(attempts):
             try:
                 self.request("POST", "/api/sessions", list(sessions))
                 return
             except ApiError as error:
-                if "HTTP 503" not in str(error) or attempt == attempts - 1:
+                if error.status not in (429, 503) or attempt == attempts - 1:
                     raise
-                time.sleep(2 ** attempt)
+                time.sleep(min(error.retry_after or 2 ** attempt, 60))
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    try:
+        return float(retry_after) if retry_after else None
+    except ValueError:  # an HTTP date: back off instead
+        return None
 
 
 def replay_direct(services: Services, sessions: Sequence[dict[str, Any]], batch: int = BATCH) -> IngestReport:

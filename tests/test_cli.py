@@ -191,3 +191,17 @@ def test_rules_set_checks_stores_audits_and_rescores(env):
     assert "more coaches" in tqs(env, "rules", "history").stdout
     few = tqs(env, "rules", "fit-prior", "reschedule_rate", check=False)
     assert few.returncode == 1 and "too few tutors" in few.stderr
+
+
+def test_keys_are_shown_once_listed_by_name_and_revoked(env):
+    tqs(env, "init-db")
+    made = tqs(env, "keys", "create", "rails-prod", "--scope", "ingest")
+    key = made.stdout.strip()
+    assert key.startswith("tqs_") and len(key) > 40 and "shown only now" in made.stderr
+    assert tqs(env, "keys", "create", "rails-prod", check=False).returncode == 1
+    listed = tqs(env, "keys", "list").stdout
+    assert "rails-prod" in listed and "ingest" in listed and key not in listed
+    tqs(env, "keys", "revoke", "rails-prod")
+    row = next(line for line in tqs(env, "keys", "list").stdout.splitlines() if "rails-prod" in line)
+    assert len(row.split()) == 6  # name, scope, created date and time, revoked date and time
+    assert "no key named" in tqs(env, "keys", "revoke", "nobody", check=False).stderr
