@@ -78,21 +78,22 @@ def cipher_for(secret_keys: tuple[str, ...], data_dir: Path) -> PersonalDataCiph
 
 def _local_key(data_dir: Path) -> str:
     path = data_dir / KEY_FILE
-    try:
+    if path.exists():
         return path.read_text().strip()
-    except FileNotFoundError:
-        pass
     data_dir.mkdir(parents=True, exist_ok=True)
-    key = Fernet.generate_key()
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process made it first: use theirs
-        return path.read_text().strip()
+    draft = data_dir / f".{KEY_FILE}.{os.getpid()}"
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "wb") as handle:
-        handle.write(key)
-    log_event(logger, "secret_key_generated", logging.WARNING, path=str(path),
-              advice="set TQS_SECRET_KEY in production")
-    return key.decode()
+        handle.write(Fernet.generate_key())
+    try:
+        os.link(draft, path)  # appears whole or not at all; if another process made it first, theirs wins
+        log_event(logger, "secret_key_generated", logging.WARNING, path=str(path),
+                  advice="set TQS_SECRET_KEY in production")
+    except FileExistsError:
+        pass
+    finally:
+        draft.unlink()
+    return path.read_text().strip()
 
 
 class CipherProxy:
