@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import secrets
+import signal
+import threading
 
 import panel as pn
 
@@ -68,4 +70,18 @@ def serve_dashboard(services: Services, port: int, address: str, ready=None) -> 
     if ready is not None:
         server.io_loop.add_callback(ready, server)
     server.start()
+    stop_on_sigterm(server)
     server.io_loop.start()
+    server.stop()
+    log_event(logger, "dashboard_stopped", port=port)
+
+
+def stop_on_sigterm(server) -> None:
+    """On SIGTERM (a deploy, a scale-down), let the loop finish the callback it is running, then return from
+    :func:`serve_dashboard`, so the process exits with status 0 instead of dying by the signal."""
+    def stop() -> None:
+        log_event(logger, "dashboard_stopping", signal="SIGTERM")
+        server.io_loop.stop()
+
+    if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
+        server.io_loop.asyncio_loop.add_signal_handler(signal.SIGTERM, stop)

@@ -422,7 +422,7 @@ def api(services: Services, args: argparse.Namespace) -> int:
     release_connections(services.database)
     argv = [sys.executable, "-m", "gunicorn", "api.wsgi:app", "--bind", args.bind, "--workers", str(args.workers),
             "--worker-class", "sync", "--no-control-socket", "--timeout", "30", "--graceful-timeout", "10",
-            "--log-level", "warning"]
+            "--log-level", "warning", "--config", "python:api.gunicorn_hooks"]
     os.execv(sys.executable, argv)  # gunicorn takes over this process, so signals reach it directly
 
 

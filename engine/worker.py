@@ -25,6 +25,9 @@ from engine.services import build_services
 from engine.tasks import Tasks, register_tasks
 
 logger = logging.getLogger("tutor_quality.worker")
+# SIGTERM (a deploy, a scale-down) lets the tasks in hand finish for up to this long, inside the 30 s that
+# Render, Heroku and Kubernetes wait before SIGKILL; a task cut off then rolls back and is swept up later.
+SHUTDOWN_TIMEOUT_SECONDS = 20
 
 
 class Sweeper(threading.Thread):
@@ -88,7 +91,8 @@ class SweepingConsumer(Consumer):
 
 
 def run_worker(settings: Settings, workers: int, worker_type: str = "process") -> None:
-    """Run the consumer until SIGINT (graceful) or SIGTERM."""
+    """Run the consumer until SIGTERM, which finishes the tasks in hand and leaves the rest queued, or SIGINT,
+    which stops at once (what it was storing rolls back, and the sweeper queues it again)."""
     configure_logging(settings.log_level)
     services = build_services(settings)
     migrate(services.database)
@@ -98,6 +102,9 @@ def run_worker(settings: Settings, workers: int, worker_type: str = "process") -
     consumer = SweepingConsumer(
         tasks.huey, sweeper, workers=workers, worker_type=worker_type, periodic=True,
         initial_delay=0.05, backoff=1.5, max_delay=1.0,  # SQLite storage polls: keep latency under a second
+        graceful_signal="TERM", shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
     )
     log_event(logger, "worker_started", workers=workers, worker_type=worker_type)
     consumer.run()
+    sweeper.join(timeout=5)  # a sweep in progress finishes (or rolls back) before the process goes
+    log_event(logger, "worker_stopped", workers=workers)

@@ -21,8 +21,9 @@ SWEEP_AFTER = dt.timedelta(seconds=180)
 
 
 @pytest.fixture
-def sweeper_at(database, settings, rules):
-    """A sweeper over a queue that nothing consumes, whose clock is set per test."""
+def sweeper_at(database, settings, rules, services):
+    """A sweeper over a queue that nothing consumes, whose clock is set per test (``services`` binds the cipher
+    of personal data before anything is accepted, as every process does at start)."""
     def make(moment: dt.datetime) -> Sweeper:
         services = Services(settings, database, rules, clock=lambda: moment)
         tasks = register_tasks(MemoryHuey("sweep", immediate=False, results=False), services)

@@ -13,13 +13,22 @@ import socket
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from email.message import Message
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from engine.children import Service, free_port, tqs_argv, wait_until
 
-__all__ = ["ApiClient", "RedisProcess", "Service", "free_port", "redis_server_available", "running", "tqs_argv",
-           "wait_until"]
+__all__ = ["ApiClient", "RedisProcess", "Reply", "Service", "free_port", "redis_server_available", "running",
+           "tqs_argv", "wait_until"]
+
+
+class Reply(NamedTuple):
+    """A response: its status, headers and JSON body."""
+
+    status: int
+    headers: Message
+    body: Any
 
 
 class ApiClient:
@@ -30,6 +39,12 @@ class ApiClient:
 
     def request(self, method: str, path: str, body: Any = None, headers: dict | None = None,
                 raw: bytes | None = None) -> tuple[int, Any]:
+        reply = self.exchange(method, path, body, headers, raw)
+        return reply.status, reply.body
+
+    def exchange(self, method: str, path: str, body: Any = None, headers: dict | None = None,
+                 raw: bytes | None = None) -> Reply:
+        """The same request, answered with the response headers too (``Retry-After``, say)."""
         data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
         request = urllib.request.Request(self.base_url + path, data=data, method=method)
         request.add_header("Content-Type", "application/json")
@@ -39,10 +54,10 @@ class ApiClient:
             request.add_header(key, value)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read() or b"null")
+                return Reply(response.status, response.headers, json.loads(response.read() or b"null"))
         except urllib.error.HTTPError as error:
             payload = error.read()
-            return error.code, json.loads(payload) if payload else None
+            return Reply(error.code, error.headers, json.loads(payload) if payload else None)
 
     def healthy(self) -> bool:
         try:

@@ -107,9 +107,9 @@ class SmtpServer:
         if starttls and not implicit_tls:
             options["tls_context"] = server_context
         self.implicit_tls = implicit_tls
-        self.controller = Controller(self.handler, hostname=host, port=self.port,
-                                     ssl_context=server_context if implicit_tls else None,
-                                     **options)
+        self._new_controller = lambda: Controller(self.handler, hostname=host, port=self.port,
+                                                  ssl_context=server_context if implicit_tls else None, **options)
+        self.controller = self._new_controller()
 
     @property
     def received(self) -> list[Received]:
@@ -127,6 +127,11 @@ class SmtpServer:
 
     def stop(self) -> None:
         self.controller.stop()
+
+    def restart(self) -> SmtpServer:
+        """Listen again on the same port after ``stop()`` (the server was down), keeping what it received."""
+        self.controller = self._new_controller()  # an aiosmtpd controller runs once
+        return self.start()
 
 
 def non_loopback_address() -> str | None:

@@ -119,8 +119,11 @@ class Stack:
 def make_stack(tmp_path):
     stacks: list[Stack] = []
 
-    def make(database, database_url: str, queue_url: str, **kwargs) -> Stack:
-        stack = Stack(database_url, queue_url, tmp_path, database, **kwargs)
+    def make(database, database_url: str, queue_url: str, log_dir: Path | None = None, **kwargs) -> Stack:
+        """``log_dir`` (default: the test's folder) keeps two stacks' logs and data apart."""
+        if log_dir is not None:
+            log_dir.mkdir(parents=True, exist_ok=True)
+        stack = Stack(database_url, queue_url, log_dir or tmp_path, database, **kwargs)
         stacks.append(stack)
         return stack.start()
 
