@@ -175,7 +175,7 @@ class TutorMetric(BaseModel):
     class Meta:
         table_name = "tutor_metrics"
         primary_key = peewee.CompositeKey("tutor", "name")
-        indexes = ((("name", "value"), False),)
+        indexes = ((("name", "value", "tutor"), False),)  # a page sorted by a metric reads only its rows
 
 
 class ScoreSnapshot(BaseModel):

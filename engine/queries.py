@@ -9,7 +9,6 @@ so a new rule's metrics show up everywhere without touching readers.
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,8 +28,10 @@ from engine.models import (
     TutorDailyCount,
     TutorMetric,
     TutorScore,
+    database_proxy,
 )
 from engine.rulekit import MetricNames
+from engine.sql import Sql
 from engine.validation import storable
 from engine.windows import ONE_DAY, days_between
 
@@ -72,7 +73,8 @@ def list_tutors(
 ) -> TutorPage:
     """Tutors with their scores, filtered, searched, sorted (``-`` for descending, nulls last) and paged.
 
-    Ties go riskiest first, then by id, so every page of one query is stable.
+    Ties go riskiest first, then by id, so every page of one query is stable; on a metric, by id (see
+    :func:`_page_by_metric`), and tutors without a value come last either way.
     """
     if not 1 <= limit <= MAX_PAGE:
         raise QueryError("limit", f"Must be between 1 and {MAX_PAGE}")
@@ -83,30 +85,56 @@ def list_tutors(
     descending, field = sort.startswith("-"), sort.lstrip("-")
     if field not in sortable_fields(metric_names):
         raise QueryError("sort", f"Unknown field {field!r}; use one of {', '.join(sortable_fields(metric_names))}")
-    query = Tutor.select()
-    if flagged is not None:
-        query = query.where(Tutor.flagged == flagged)
-    if search:
-        query = query.where(Tutor.tutor_id.contains(search) | Tutor.name.contains(search))
-    total = query.count()
+    condition = _tutor_filter(flagged, search)
+    total = Tutor.select().where(condition).count()
     if field in BASE_SORTS:
-        column = {"updated_at": Tutor.scored_at}.get(field, getattr(Tutor, field, None))
+        ids = _page_by_tutor_column(field, descending, condition, limit, offset)
     else:
-        metric = TutorMetric.alias()
-        query = query.join(
-            metric, peewee.JOIN.LEFT_OUTER, on=((metric.tutor == Tutor.tutor_id) & (metric.name == field))
-        )
-        column = metric.value
-    order = column.desc(nulls="LAST") if descending else column.asc(nulls="LAST")
-    page = list(query.order_by(order, Tutor.risk_score.desc(), Tutor.tutor_id).limit(limit).offset(offset))
-    return TutorPage(_records(page, metric_names), total)
+        ids = _page_by_metric(field, descending, condition, limit, offset)
+    return TutorPage(_records(ids, metric_names), total)
+
+
+def _tutor_filter(flagged: bool | None, search: str | None) -> peewee.Expression:
+    condition: peewee.Expression = peewee.Value(True)
+    if flagged is not None:
+        condition &= Tutor.flagged == flagged
+    if search:
+        condition &= Tutor.tutor_id.contains(search) | Tutor.name.contains(search)
+    return condition
+
+
+def _page_by_tutor_column(field: str, descending: bool, condition, limit: int, offset: int) -> list[str]:
+    column = {"updated_at": Tutor.scored_at}.get(field, getattr(Tutor, field))
+    nulls = "LAST" if column.null else None  # on a NOT NULL column the plain order is the one its index has
+    order = column.desc(nulls=nulls) if descending else column.asc(nulls=nulls)
+    query = Tutor.select(Tutor.tutor_id).where(condition)
+    return [row[0] for row in query.order_by(order, Tutor.risk_score.desc(), Tutor.tutor_id)
+            .limit(limit).offset(offset).tuples()]
+
+
+def _page_by_metric(name: str, descending: bool, condition, limit: int, offset: int) -> list[str]:
+    """Tutors with a value, in its order and then by id (descending is ascending reversed: one index read
+    from either end, so a page costs its own rows); then those without one, riskiest first."""
+    valued = TutorMetric.alias()
+    ranked = (TutorMetric.select(valued.tutor).from_(valued).join(Tutor, on=(Tutor.tutor_id == valued.tutor))
+              .where(condition & (valued.name == name) & valued.value.is_null(False)))
+    order = (valued.value.desc(), valued.tutor.desc()) if descending else (valued.value.asc(), valued.tutor.asc())
+    ids = [row[0] for row in ranked.order_by(*order).limit(limit).offset(offset).tuples()]
+    if len(ids) == limit:
+        return ids
+    skipped = 0 if ids else max(0, offset - ranked.count())
+    has_value = TutorMetric.select(peewee.SQL("1")).where(
+        (TutorMetric.tutor == Tutor.tutor_id) & (TutorMetric.name == name) & TutorMetric.value.is_null(False))
+    unvalued = (Tutor.select(Tutor.tutor_id).where(condition & ~peewee.fn.EXISTS(has_value))
+                .order_by(Tutor.risk_score.desc(), Tutor.tutor_id).limit(limit - len(ids)).offset(skipped))
+    return ids + [row[0] for row in unvalued.tuples()]
 
 
 def get_tutor_record(tutor_id: str, metric_names: MetricNames) -> dict[str, Any] | None:
     if not storable(tutor_id):  # no stored id holds such text, and Postgres would fail the comparison
         return None
-    tutor = Tutor.get_or_none(Tutor.tutor_id == tutor_id)
-    return _records([tutor], metric_names)[0] if tutor else None
+    records = _records([tutor_id], metric_names)
+    return records[0] if records else None
 
 
 def get_tutor_detail(tutor_id: str, metric_names: MetricNames) -> dict[str, Any] | None:
@@ -216,31 +244,40 @@ def _flag_on(day: dt.date, events: list[RiskEvent]) -> bool:
     return any(state.values())
 
 
-def _records(tutors: Sequence[Tutor], metric_names: MetricNames) -> list[dict[str, Any]]:
-    ids = [t.tutor_id for t in tutors]
-    values: dict[str, dict[str, float | None]] = {tutor_id: {} for tutor_id in ids}
-    flagged_by: dict[str, list[str]] = {tutor_id: [] for tutor_id in ids}
-    if ids:
-        for metric in TutorMetric.select().where(TutorMetric.tutor.in_(ids)):
-            values[metric.tutor_id][metric.name] = metric.value
-        flags = TutorScore.select(TutorScore.tutor, TutorScore.rule).where(
-            TutorScore.tutor.in_(ids) & TutorScore.flagged)
-        for tutor_id, rule in sorted(flags.tuples(), key=lambda row: _rule_order(metric_names, row[1])):
-            if metric_names.rules is None or rule in metric_names.rules:
-                flagged_by[tutor_id].append(rule)
-    return [_record(t, values[t.tutor_id], flagged_by[t.tutor_id], metric_names) for t in tutors]
+def _records(ids: Sequence[str], metric_names: MetricNames) -> list[dict[str, Any]]:
+    """The records of these tutors, in this order (plain rows: a page of 50 holds some 2,000 metric values)."""
+    if not ids:
+        return []
+    tutors = {row[0]: row for row in Tutor.select(Tutor.tutor_id, Tutor.name, Tutor.flagged, Tutor.risk_score,
+                                                  Tutor.scored_at).where(Tutor.tutor_id.in_(ids)).tuples()}
+    if not tutors:
+        return []
+    values: dict[str, dict[str, float | None]] = {tutor_id: {} for tutor_id in tutors}
+    flagged_by: dict[str, list[str]] = {tutor_id: [] for tutor_id in tutors}
+    sql = Sql(database_proxy.obj)  # raw rows: Peewee's per-value conversion was most of a page's time
+    for tutor_id, name, value in sql.all(f"SELECT tutor_id, name, value FROM tutor_metrics "
+                                         f"WHERE tutor_id IN ({sql.marks(len(tutors))})", list(tutors)):
+        values[tutor_id][name] = value
+    flags = TutorScore.select(TutorScore.tutor, TutorScore.rule).where(
+        TutorScore.tutor.in_(list(tutors)) & TutorScore.flagged)
+    for tutor_id, rule in sorted(flags.tuples(), key=lambda row: _rule_order(metric_names, row[1])):
+        if metric_names.rules is None or rule in metric_names.rules:
+            flagged_by[tutor_id].append(rule)
+    return [_record(tutors[tutor_id], values[tutor_id], flagged_by[tutor_id], metric_names)
+            for tutor_id in ids if tutor_id in tutors]
 
 
-def _record(tutor: Tutor, metrics: dict[str, float | None], flagged_by: list[str],
+def _record(tutor: tuple, metrics: dict[str, float | None], flagged_by: list[str],
             metric_names: MetricNames) -> dict[str, Any]:
-    record: dict[str, Any] = {"tutor_id": tutor.tutor_id, "name": tutor.name}
-    for name in metric_names:
-        value = metrics.get(name)
-        record[name] = int(value) if value is not None and name in metric_names.counts else value
-    record["flagged"] = tutor.flagged
+    tutor_id, name, flagged, risk_score, scored_at = tutor
+    record: dict[str, Any] = {"tutor_id": tutor_id, "name": name}
+    for metric in metric_names:
+        value = metrics.get(metric)
+        record[metric] = int(value) if value is not None and metric in metric_names.counts else value
+    record["flagged"] = bool(flagged)
     record["flagged_by"] = flagged_by
-    record["risk_score"] = tutor.risk_score
-    record["updated_at"] = _iso(tutor.scored_at)
+    record["risk_score"] = risk_score
+    record["updated_at"] = _iso(Tutor.scored_at.python_value(scored_at))
     return record
 
 
@@ -307,26 +344,21 @@ def latest_session_id(tutor_id: str) -> str | None:
 
 
 def _session_summary(tutor_id: str) -> dict[str, Any]:
-    rows = (
-        Session.select(Session.status, peewee.fn.COUNT(Session.session_id).alias("n"),
-                       peewee.fn.MIN(Session.scheduled_time).alias("first"),
-                       peewee.fn.MAX(Session.scheduled_time).alias("last"))
-        .where(Session.tutor == tutor_id)
-        .group_by(Session.status)
-        .dicts()
-    )
-    by_status: Counter[str] = Counter()
-    first = last = None
-    for row in rows:
-        by_status[row["status"]] = row["n"]
-        first = row["first"] if first is None else min(first, row["first"])
-        last = row["last"] if last is None else max(last, row["last"])
+    """Totals from the daily counts (a row a day, not a row a session) and the first and last session
+    from the ends of the (tutor, scheduled_time) index, so reading a tutor costs little as history grows."""
+    day = TutorDailyCount
+    total, completed, rescheduled, no_shows = (
+        day.select(peewee.fn.SUM(day.sessions), peewee.fn.SUM(day.completed), peewee.fn.SUM(day.rescheduled),
+                   peewee.fn.SUM(day.no_shows)).where(day.tutor == tutor_id).tuples().first() or (0, 0, 0, 0))
+    moments = Session.select(Session.scheduled_time).where(Session.tutor == tutor_id)
+    first = moments.order_by(Session.scheduled_time.asc()).limit(1).scalar()
+    last = moments.order_by(Session.scheduled_time.desc()).limit(1).scalar()
     as_utc = Session.scheduled_time.python_value
     return {
-        "total": sum(by_status.values()),
-        "completed": by_status["completed"],
-        "rescheduled": by_status["rescheduled"],
-        "no_show": by_status["no_show"],
+        "total": int(total or 0),
+        "completed": int(completed or 0),
+        "rescheduled": int(rescheduled or 0),
+        "no_show": int(no_shows or 0),
         "first_session_at": _iso(as_utc(first)),
         "last_session_at": _iso(as_utc(last)),
     }
