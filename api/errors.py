@@ -17,6 +17,11 @@ from engine.logs import log_event
 
 logger = logging.getLogger("tutor_quality.api")
 RETRY_AFTER_SECONDS = 5
+# Falcon's own errors for an unknown path or method carry no description; every error body says what is wrong.
+DEFAULT_MESSAGES = {
+    404: "Nothing is served at this path; GET /api/openapi.json lists every route.",
+    405: "This path does not take that method; the Allow header lists those it does.",
+}
 
 
 class InvalidSessions(falcon.HTTPBadRequest):
@@ -28,13 +33,17 @@ class InvalidSessions(falcon.HTTPBadRequest):
 
 
 def serialize_error(req: falcon.Request, resp: falcon.Response, exception: falcon.HTTPError) -> None:
-    body: dict[str, Any] = {"status": exception.status_code, "title": exception.title}
-    if exception.description:
-        body["message"] = exception.description
+    message = exception.description or DEFAULT_MESSAGES.get(exception.status_code, exception.title)
+    body: dict[str, Any] = {"status": exception.status_code, "title": exception.title, "message": _encodable(message)}
     if isinstance(exception, InvalidSessions):
         body["errors"] = exception.errors
     resp.content_type = falcon.MEDIA_JSON
     resp.media = {"error": body}
+
+
+def _encodable(text: str) -> str:
+    """A message may quote the client's input, lone surrogates included, which UTF-8 cannot encode: escape them."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def database_unavailable(req: falcon.Request, resp: falcon.Response, exception: Exception, params: dict) -> None:
@@ -47,7 +56,7 @@ def database_unavailable(req: falcon.Request, resp: falcon.Response, exception: 
 def unexpected_error(req: falcon.Request, resp: falcon.Response, exception: Exception, params: dict) -> None:
     if isinstance(exception, falcon.HTTPError):
         raise exception
-    logger.exception("event=unhandled_error path=%s error=%s", req.path, type(exception).__name__)
+    log_event(logger, "unhandled_error", logging.ERROR, exc_info=True, path=req.path, error=type(exception).__name__)
     raise falcon.HTTPInternalServerError(title="Internal error", description="The error has been logged.")
 
 

@@ -39,7 +39,7 @@ class RequireApiKey:
             )
         req.context.api_key = holder.name
         scope = required_scope(resource, req.method)
-        if not holder.may(scope):
+        if not holder.may(scope) and hasattr(resource, f"on_{req.method.lower()}"):  # else Falcon's 405
             raise falcon.HTTPForbidden(
                 title=f"{scope.capitalize()} scope required",
                 description=f"The key {holder.name!r} may {' and '.join(sorted(holder.grants))}; "

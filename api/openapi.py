@@ -24,6 +24,9 @@ from engine.validation import (
 
 NULLABLE_TEXT = {"type": "string", "nullable": True}
 DATETIME = {"type": "string", "description": "ISO 8601; without a zone it is read as UTC"}
+IDENTIFIER = {"type": "string", "maxLength": MAX_ID_LENGTH,
+              "description": "no control characters (other text: none but tabs and line breaks); a whole number "
+                             "is accepted too, read as its digits"}
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -42,7 +45,7 @@ def _session_schema() -> dict[str, Any]:
         "type": "object",
         "required": ["session_id", "tutor_id", "student_id", "scheduled_time", "status"],
         "properties": {
-            "session_id": text(MAX_ID_LENGTH), "tutor_id": text(MAX_ID_LENGTH), "student_id": text(MAX_ID_LENGTH),
+            "session_id": IDENTIFIER, "tutor_id": IDENTIFIER, "student_id": IDENTIFIER,
             "scheduled_time": DATETIME, "completed_time": {**DATETIME, "nullable": True},
             "status": {"type": "string", "enum": list(STATUSES)},
             "tutor_name": {**text(MAX_NAME_LENGTH), "nullable": True},

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from urllib.parse import urlencode
 
 import panel as pn
 import param
@@ -186,7 +187,7 @@ def render_audit(changes: list) -> str:
 def _names(result: Backtest, tutors: list[str]) -> str:
     if not tutors:
         return '<span class="tq-muted">none</span>'
-    shown = ", ".join(f'<a class="tq-tutor" href="?tutor={esc(t)}">{esc(result.names.get(t) or t)}</a>'
+    shown = ", ".join(f'<a class="tq-tutor" href="?{esc(urlencode({"tutor": t}))}">{esc(result.names.get(t) or t)}</a>'
                       for t in tutors[:LISTED])
     return shown + (f" and {len(tutors) - LISTED} more" if len(tutors) > LISTED else "")
 

@@ -6,7 +6,9 @@ Ids and numbers only, never personal data (names, reasons). Services call
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sys
 from typing import Any
 
@@ -32,8 +34,13 @@ def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, exc
                exc_info=exc_info)
 
 
+SAFE = re.compile(r"[!#-<>-\[\]-~]+")  # printable ASCII but space, '"', '=' and backslash: written as it is
+
+
 def _value(value: Any) -> str:
+    """A value as one token: anything else is quoted and escaped as JSON, so a path holding a line break
+    (``/api/tutors/x%0Aevent=...``) can never start a forged line."""
     if isinstance(value, float):
         return f"{value:.1f}"
     text = str(value)
-    return f'"{text}"' if (" " in text or not text) else text
+    return text if SAFE.fullmatch(text) else json.dumps(text)

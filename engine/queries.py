@@ -104,7 +104,7 @@ def _tutor_filter(flagged: bool | None, search: str | None) -> peewee.Expression
 
 
 def _page_by_tutor_column(field: str, descending: bool, condition, limit: int, offset: int) -> list[str]:
-    column = {"updated_at": Tutor.scored_at}.get(field, getattr(Tutor, field))
+    column = Tutor.scored_at if field == "updated_at" else getattr(Tutor, field)
     nulls = "LAST" if column.null else None  # on a NOT NULL column the plain order is the one its index has
     order = column.desc(nulls=nulls) if descending else column.asc(nulls=nulls)
     query = Tutor.select(Tutor.tutor_id).where(condition)

@@ -20,6 +20,10 @@ MAX_DURATION_MINUTES = 24 * 60
 EARLIEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 LATEST = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+# Control characters: none in an id (in a log line a newline would forge an event), and in other text only tabs
+# and line breaks (an escape sequence in a name would drive the terminal that `tqs tutors` prints to).
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+TEXT_CONTROL = re.compile(r"[\x01-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -81,6 +85,8 @@ def parse_datetime(value: Any) -> dt.datetime:
     if not isinstance(value, str):
         raise ValueError("must be an ISO 8601 datetime string")
     try:
+        if CONTROL.search(value.strip()):  # fromisoformat reads "…Z\x00junk" as "…Z" (it stops at the NUL)
+            raise ValueError
         parsed = dt.datetime.fromisoformat(value.strip())
         parsed = parsed.replace(tzinfo=dt.UTC) if parsed.tzinfo is None else parsed.astimezone(dt.UTC)
     except (ValueError, OverflowError):
@@ -105,13 +111,27 @@ class _Reader:
         self.errors.append(FieldError(self.prefix + name, message))
 
     def text(self, name: str, max_length: int, required: bool = False) -> str | None:
+        return self._checked_text(name, self.data.get(name), max_length, required)
+
+    def identifier(self, name: str) -> str | None:
+        """A required id: a string, or a whole number (Rails' integer ids) read as its digits."""
         value = self.data.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        elif value is not None and not isinstance(value, str):  # a float too: 1e400 would become "inf"
+            self._fail(name, "must be a string or a whole number")
+            return None
+        text = self._checked_text(name, value, MAX_ID_LENGTH, required=True)
+        if text is not None and CONTROL.search(text):
+            self._fail(name, "must not contain control characters (tabs, newlines and the like)")
+            return None
+        return text
+
+    def _checked_text(self, name: str, value: Any, max_length: int, required: bool) -> str | None:
         if value is None:
             if required:
                 self._fail(name, "is required")
             return None
-        if isinstance(value, int | float) and not isinstance(value, bool) and name.endswith("_id"):
-            value = str(value)
         if not isinstance(value, str):
             self._fail(name, "must be a string")
             return None
@@ -124,6 +144,9 @@ class _Reader:
             return None
         if not storable(value):
             self._fail(name, "must not contain NUL characters or lone surrogates")
+            return None
+        if TEXT_CONTROL.search(value):
+            self._fail(name, "must not contain control characters other than tabs and line breaks")
             return None
         return value or None
 
@@ -175,9 +198,9 @@ def validate_session(data: Any) -> SessionRecord:
         raise ValidationError([FieldError("(record)", "must be a JSON object")])
     errors: list[FieldError] = []
     read = _Reader(data, "", errors)
-    session_id = read.text("session_id", MAX_ID_LENGTH, required=True)
-    tutor_id = read.text("tutor_id", MAX_ID_LENGTH, required=True)
-    student_id = read.text("student_id", MAX_ID_LENGTH, required=True)
+    session_id = read.identifier("session_id")
+    tutor_id = read.identifier("tutor_id")
+    student_id = read.identifier("student_id")
     scheduled_time = read.datetime("scheduled_time", required=True)
     completed_time = read.datetime("completed_time")
     status = read.choice("status", STATUSES)

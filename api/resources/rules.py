@@ -13,6 +13,7 @@ from engine.rulereport import describe_rules
 from engine.rulestore import MAX_REASON, change_settings
 from engine.services import Services
 from engine.tasks import Tasks
+from engine.validation import CONTROL, storable
 
 MAX_BODY = 16 * 1024
 MAX_ACTOR = 100
@@ -99,6 +100,10 @@ def _change_request(body: Any) -> tuple[dict[str, str | None], str, str]:
                                                 '{"threshold": 12}')
     values: dict[str, str | None] = {}
     for key, value in settings.items():
+        if not storable(key) or (isinstance(value, str) and not storable(value)):
+            raise falcon.HTTPBadRequest(title="Invalid settings",
+                                        description=f"settings {key!r}: names and values may not hold NUL characters "
+                                                    "or lone surrogates")
         if value is None:  # back to the environment's value
             values[key] = None
         elif isinstance(value, bool):
@@ -111,10 +116,11 @@ def _change_request(body: Any) -> tuple[dict[str, str | None], str, str]:
     if not isinstance(reason, str) or not reason.strip():
         raise falcon.HTTPBadRequest(title="Invalid request", description="reason is required: say why, for the "
                                                                          "audit trail")
-    if len(reason) > MAX_REASON:
+    if len(reason) > MAX_REASON or not storable(reason):
         raise falcon.HTTPBadRequest(title="Invalid request", description=f"reason must be under {MAX_REASON} "
-                                                                         "characters")
-    if not isinstance(actor, str) or len(actor) > MAX_ACTOR or any(ord(c) < 32 for c in actor):
+                                                                         "characters, without NUL characters or lone "
+                                                                         "surrogates")
+    if not isinstance(actor, str) or len(actor) > MAX_ACTOR or CONTROL.search(actor) or not storable(actor):
         raise falcon.HTTPBadRequest(title="Invalid request",
                                     description=f"changed_by must be a name of at most {MAX_ACTOR} printable "
                                                 "characters")

@@ -14,6 +14,13 @@ def _invalid(exc: queries.QueryError) -> falcon.HTTPInvalidParam:
     return falcon.HTTPInvalidParam(exc.message, exc.parameter)
 
 
+def _boolean(req: falcon.Request, name: str) -> bool | None:
+    """Falcon reads a bare ``?flagged=`` as true (a flag); the document says a boolean, so it is refused."""
+    if req.get_param(name) == "":
+        raise falcon.HTTPInvalidParam("The value of the parameter must be \"true\" or \"false\".", name)
+    return req.get_param_as_bool(name)
+
+
 class TutorListResource:
     def __init__(self, services: Services):
         self._services = services
@@ -22,9 +29,9 @@ class TutorListResource:
         try:
             page = queries.list_tutors(
                 self._services.metric_names,
-                flagged=req.get_param_as_bool("flagged"),
+                flagged=_boolean(req, "flagged"),
                 search=req.get_param("q") or None,
-                sort=req.get_param("sort") or "-risk_score",
+                sort=req.get_param("sort", default="-risk_score"),  # present but empty is refused, as documented
                 limit=req.get_param_as_int("limit", min_value=1, max_value=queries.MAX_PAGE,
                                            default=queries.DEFAULT_PAGE),
                 offset=req.get_param_as_int("offset", min_value=0, max_value=queries.MAX_OFFSET, default=0),

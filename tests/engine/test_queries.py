@@ -2,6 +2,7 @@ import datetime as dt
 
 import pytest
 
+from engine import queries
 from engine.ingest import ingest
 from engine.queries import QueryError, get_tutor_detail, get_tutor_history, list_tutors
 from engine.rescoring import rescore_all
@@ -103,3 +104,16 @@ def test_history_has_one_point_per_day_and_the_events(services, three_tutors, me
     assert get_tutor_history("nobody", 30, NOW.date(), metrics) is None
     with pytest.raises(QueryError):
         get_tutor_history("t-alice", 0, NOW.date(), metrics)
+
+
+def test_every_sort_both_ways_pages_through_every_tutor_once(services, database):
+    ingest(services, [raw_session(f"s{i}", f"t{i % 7}", NOW - dt.timedelta(days=i % 40), "rescheduled" if i % 3 else
+                                  "completed", "tutor") for i in range(60)])
+    with database.connection_context():
+        everyone = {t["tutor_id"] for t in queries.list_tutors(services.metric_names, limit=500).tutors}
+        for field in queries.sortable_fields(services.metric_names):
+            for sort in (field, "-" + field):
+                pages = [queries.list_tutors(services.metric_names, sort=sort, limit=3, offset=offset).tutors
+                         for offset in (0, 3, 6)]
+                ids = [t["tutor_id"] for page in pages for t in page]
+                assert sorted(ids) == sorted(everyone), sort
