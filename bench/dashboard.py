@@ -32,6 +32,7 @@ from urllib.parse import urlparse, urlunparse
 
 import psycopg2
 
+from bench import SEEDED_SECRET_KEY
 from dashboard.browser_driver import CHART, TABLE_ROW, first_seen_seconds, launch, log_in, record_first_seen
 from engine.children import Service, answers, free_port, tqs_argv, wait_until
 from engine.config import Settings
@@ -94,7 +95,7 @@ def seed(url: str, tutors: int) -> None:
     simulation = simulate(seed=1, tutors=tutors, sessions_per_day=tutors * SESSIONS_PER_TUTOR_DAY)
     print(f"generated {len(simulation.sessions):,} sessions for {tutors:,} tutors in "
           f"{time.monotonic() - started:.0f}s", file=sys.stderr)
-    services = build_services(Settings(database_url=url)).at(simulation.now)
+    services = build_services(Settings(database_url=url, secret_keys=(SEEDED_SECRET_KEY,))).at(simulation.now)
     with services.database.connection_context():
         migrate(services.database)
     with progress_bars() as progress:
@@ -191,7 +192,7 @@ def run_size(playwright, tutors: int, runs: int, reseed: bool, logs: Path) -> Ti
         print(f"reusing {urlparse(url).path.lstrip('/')} ({tutors:,} tutors); --reseed rebuilds it", file=sys.stderr)
     port = free_port()
     env = {**os.environ, "TQS_DATABASE_URL": url, "TQS_DASHBOARD_PASSWORD": PASSWORD, "TQS_DATA_DIR": str(logs),
-           "TQS_LOG_LEVEL": "WARNING"}
+           "TQS_LOG_LEVEL": "WARNING", "TQS_SECRET_KEY": SEEDED_SECRET_KEY}
     server = Service(f"dashboard-{tutors}", tqs_argv("dashboard", "--port", str(port)), env, logs).start()
     base = f"http://127.0.0.1:{port}"
     browser = launch(playwright)
