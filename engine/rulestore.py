@@ -34,6 +34,19 @@ PROGRESS_EVERY = 25  # tutors between two progress writes of a rescore after a c
 log = logging.getLogger("tutor_quality.rules")
 
 
+def _error_once_enabled(services: Services, rule: str, stored: Mapping[str, Mapping[str, str]]) -> str | None:
+    """What would stop ``rule`` loading if it were switched on with these stored settings (a rule that is off
+    is not checked when the rules load, so a change made while it is off is checked this way)."""
+    enabled = {name: dict(values) for name, values in stored.items()}
+    enabled.setdefault(rule, {})[ENABLED] = "true"
+    try:
+        rules = services.rules_with(enabled, strict=True)
+    except ValueError as exc:
+        return str(exc)
+    failed = next((s for s in rules.statuses if s.name == rule and s.status == "failed"), None)
+    return failed.error if failed else None
+
+
 def change_settings(services: Services, rule: str, changes: Mapping[str, str | None], changed_by: str,
                     reason: str) -> list[Change]:
     """Check and store the changes of one rule's settings (``None``: back to the environment's value); empty
@@ -70,6 +83,10 @@ def change_settings(services: Services, rule: str, changes: Mapping[str, str | N
         failed = next((s for s in after.statuses if s.name == rule and s.status == "failed"), None)
         if failed and parsed.get(ENABLED) == "true":
             raise ValueError(f"rule {rule!r} cannot be switched on: {failed.error}")
+        if any(s.name == rule and s.status == "disabled" for s in after.statuses):
+            broken = _error_once_enabled(services, rule, proposed)
+            if broken and not _error_once_enabled(services, rule, stored):
+                raise ValueError(f"rule {rule!r} is off, but these settings could never switch it on: {broken}")
         old, new = effective_settings(before, rule), effective_settings(after, rule)
         made = [(name, old.get(name, "-"), new.get(name, "-") + ("" if value is not None else " (environment)"))
                 for name, value in parsed.items()

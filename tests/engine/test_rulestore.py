@@ -101,3 +101,13 @@ def test_a_stalled_rescore_is_claimed_once(live, database):
     assert claim_stalled_batches(database, dt.timedelta(minutes=3), soon) == []  # not stalled yet
     assert claim_stalled_batches(database, dt.timedelta(minutes=3), later) == [made[0].batch]
     assert claim_stalled_batches(database, dt.timedelta(minutes=3), later) == []  # the first sweeper has it
+
+
+def test_a_change_made_while_a_rule_is_off_is_checked_as_if_it_were_on(live, database):
+    services = live()
+    change_settings(services, "reschedule_rate", {"threshold": "18", "clear_threshold": "18"}, "amy", "stricter")
+    with pytest.raises(ValueError, match="could never switch it on"):
+        change_settings(services, "reschedule_rate", {"enabled": "false", "threshold": None}, "bo", "pause")
+    assert stored_settings(database) == {"reschedule_rate": {"threshold": "18", "clear_threshold": "18"}}
+    change_settings(services, "reschedule_rate", {"enabled": "false"}, "bo", "pause")  # alone, it is fine
+    change_settings(services, "reschedule_rate", {"enabled": "true"}, "bo", "and back")  # and can come back
