@@ -194,7 +194,7 @@ def fuzz_operation(operation, mode: GenerationMode, max_examples: int, seed: int
     return tally
 
 
-def probe_unsupported_methods(client: testing.TestClient, schema, failures: list[Failure]) -> Tally:
+def probe_unsupported_methods(client: testing.TestClient, schema, rule: str, failures: list[Failure]) -> Tally:
     """Each documented path with every method it does not document: 405 naming the allowed ones."""
     tally = Tally("undocumented methods (admin key)")
     documented: dict[str, set[str]] = {}
@@ -202,7 +202,7 @@ def probe_unsupported_methods(client: testing.TestClient, schema, failures: list
         operation = result.ok()
         documented.setdefault(operation.path, set()).add(operation.method.upper())
     for path, methods in documented.items():
-        concrete = path.replace("{tutor_id}", SEEDED_TUTORS[0]).replace("{name}", "reschedule_rate")
+        concrete = path.replace("{tutor_id}", SEEDED_TUTORS[0]).replace("{name}", rule)
         for method in sorted(set(METHODS) - methods):
             response = client.simulate_request(method, concrete, headers={"X-API-Key": ADMIN_KEY})
             tally.cases += 1
@@ -302,7 +302,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{tally.label}: {tally.cases} cases in {tally.seconds:.1f} s, {tally.server_errors} 5xx, "
                       f"{tally.undocumented} not as documented", file=sys.stderr, flush=True)
                 tallies.append(tally)
-        tallies.append(probe_unsupported_methods(testing.TestClient(app), schemas[GenerationMode.NEGATIVE], failures))
+        tallies.append(probe_unsupported_methods(testing.TestClient(app), schemas[GenerationMode.NEGATIVE],
+                                                 rule_names[0], failures))
         facts = stored_problems(services)
         release_connections(services.database)
     report(tallies, failures, facts, error_log.messages)
