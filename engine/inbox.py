@@ -17,7 +17,7 @@ import peewee
 
 from engine.db import write_transaction
 from engine.models import InboxItem
-from engine.personal import personal_data
+from engine.personal import UnreadableSecret, personal_data
 from engine.services import Services
 from engine.sql import Sql, from_db_json, to_db_time
 from engine.storing import StoredSession, lock_sessions, report_recipients, store_locked
@@ -134,7 +134,7 @@ def store_items(services: Services, ids: Sequence[int]) -> StoredItems:
                        "AND status = 'pending'", list(ids)) if ids else []
         if not rows:
             return StoredItems([], 0, [])
-        items = [PendingItem(row_id, session_id, tutor_id, _opened(from_db_json(payload)))
+        items = [PendingItem(row_id, session_id, tutor_id, from_db_json(payload))
                  for row_id, session_id, tutor_id, payload in sorted(rows)]
         lock_sessions(database, [item.session_id for item in items])
         # A join grouped by row, not a MAX() subquery: Postgres may answer that one by walking the primary key
@@ -151,10 +151,10 @@ def store_items(services: Services, ids: Sequence[int]) -> StoredItems:
             if current[item.id] != item.id:
                 continue
             try:
-                records.append(validate_session(item.payload))
+                records.append(validate_session(_opened(item.payload)))
                 live.append(item)
-            except ValidationError as exc:  # edited in the database, say: it will never store, so park it
-                broken.append((item, exc))
+            except (ValidationError, UnreadableSecret) as exc:  # edited in the database, or sealed with a key
+                broken.append((item, exc))  # since dropped: it will never store, so park it (and it alone)
         results = store_locked(database, records, now, report_recipients(services.settings))
         _finish(sql, [item.id for item in live], "processed", now)
         _finish(sql, stale, "superseded", now)

@@ -11,9 +11,11 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import hmac
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +39,12 @@ class PersonalDataCipher:
         if not keys:
             raise ValueError("at least one secret key is needed")
         self._fernet = MultiFernet([Fernet(fernet_key(key)) for key in keys])
+        self._digest_keys = [hashlib.sha256(b"tutor-quality fingerprint " + fernet_key(key)).digest() for key in keys]
+
+    def fingerprints(self, text: str) -> tuple[str, ...]:
+        """HMAC-SHA256 of ``text`` under each key, the first key's first: a digest of personal data that
+        only a holder of the key can test a guess against."""
+        return tuple(hmac.new(key, text.encode(), hashlib.sha256).hexdigest() for key in self._digest_keys)
 
     def seal(self, text: str | None) -> str | None:
         if not isinstance(text, str):
@@ -78,22 +86,26 @@ def cipher_for(secret_keys: tuple[str, ...], data_dir: Path) -> PersonalDataCiph
 
 def _local_key(data_dir: Path) -> str:
     path = data_dir / KEY_FILE
-    if path.exists():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    draft = data_dir / f".{KEY_FILE}.{os.getpid()}"
-    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(Fernet.generate_key())
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        descriptor, draft = tempfile.mkstemp(prefix=f".{KEY_FILE}.", dir=data_dir)  # mode 0600
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(Fernet.generate_key())
+        try:
+            os.link(draft, path)  # appears whole or not at all; if another process made it first, theirs wins
+            log_event(logger, "secret_key_generated", logging.WARNING, path=str(path),
+                      advice="set TQS_SECRET_KEY in production")
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(draft)
+    key = path.read_text().strip()
     try:
-        os.link(draft, path)  # appears whole or not at all; if another process made it first, theirs wins
-        log_event(logger, "secret_key_generated", logging.WARNING, path=str(path),
-                  advice="set TQS_SECRET_KEY in production")
-    except FileExistsError:
-        pass
-    finally:
-        draft.unlink()
-    return path.read_text().strip()
+        Fernet(key)  # never derived from a damaged file: that would be a key anyone could compute
+    except ValueError:
+        raise ValueError(f"{path} does not hold a Fernet key: restore it from your backup, or set "
+                         "TQS_SECRET_KEY") from None
+    return key
 
 
 class CipherProxy:
@@ -119,6 +131,9 @@ class CipherProxy:
 
     def seal(self, text: str | None) -> str | None:
         return self.cipher.seal(text)
+
+    def fingerprints(self, text: str) -> tuple[str, ...]:
+        return self.cipher.fingerprints(text)
 
     def open(self, stored: str | None) -> str | None:
         try:

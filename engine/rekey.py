@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 import peewee
 
-from engine.personal import PersonalDataCipher
+from engine.personal import PREFIX, PersonalDataCipher, UnreadableSecret
 from engine.sql import Sql
 from engine.terminal import ProgressHook
 
@@ -32,6 +32,29 @@ def rotate_personal_data(database: peewee.Database, cipher: PersonalDataCipher,
         counts[table] = _reseal_table(database, cipher, table, key, columns, progress)
     counts["inbox"] = _reseal_inbox(database, cipher, progress)
     return counts
+
+
+def values_not_under(database: peewee.Database, current: PersonalDataCipher) -> int:
+    """How many stored values the current key alone cannot open (plaintext, or sealed with an older key):
+    0 before anyone may drop the old keys. A row a process still on the old key list wrote meanwhile counts."""
+    sql, missing = Sql(database), 0
+    for table, _, columns in SEALED_COLUMNS:
+        for column in columns:
+            missing += sum(not _opens(current, value) for (value,) in
+                           sql.all(f"SELECT {column} FROM {table} WHERE {column} IS NOT NULL"))
+    for (stored,) in sql.all("SELECT payload FROM inbox"):
+        payload = json.loads(stored)
+        info = payload.get("reschedule_info") if isinstance(payload.get("reschedule_info"), dict) else {}
+        missing += sum(not _opens(current, value) for value in (payload.get("student_name"), info.get("reason"))
+                       if isinstance(value, str))
+    return missing
+
+
+def _opens(current: PersonalDataCipher, value: str) -> bool:
+    try:
+        return value.startswith(PREFIX) and current.open(value) is not None
+    except UnreadableSecret:
+        return False
 
 
 def _reseal_table(database, cipher, table: str, key: tuple[str, ...], columns: tuple[str, ...],

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from engine import apikeys
 from engine.personal import UnreadableSecret, cipher_for
-from engine.rekey import rotate_personal_data
+from engine.rekey import rotate_personal_data, values_not_under
 from engine.services import Services
 from engine.terminal import print_table, progress_bars
 
@@ -78,5 +78,12 @@ def rotate_key(services: Services, args: argparse.Namespace) -> int:
               "(the rows done so far stay done)", file=sys.stderr)
         return 1
     print("Re-sealed under the first key: " + ", ".join(f"{rows} {table} rows" for table, rows in counts.items())
-          + ". Old keys may now be dropped from TQS_SECRET_KEY.")
+          + ".")
+    left = values_not_under(services.database, cipher_for(settings.secret_keys[:1], settings.data_dir))
+    if left:
+        print(f"tqs rotate-key: {left} values were written meanwhile by a process still sealing with an old key: "
+              "deploy the new TQS_SECRET_KEY to every service, then run tqs rotate-key again before dropping "
+              "the old key", file=sys.stderr)
+        return 1
+    print("Every stored value opens with the first key alone: the old keys may now be dropped from TQS_SECRET_KEY.")
     return 0

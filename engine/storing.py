@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -53,10 +52,12 @@ class _Previous:
     had_reschedule: bool
 
 
-def fingerprint(record: SessionRecord) -> str:
-    """A digest of everything in the record, so an identical re-delivery is recognised."""
+def fingerprints(record: SessionRecord) -> tuple[str, ...]:
+    """Keyed digests of everything in the record, so an identical re-delivery is recognised: the first under the
+    current secret key (stored), then under the older ones (a re-post after a key rotation is still identical).
+    Keyed, since the record holds the student's name: a plain hash could be checked against guessed names."""
     canonical = json.dumps(dataclasses.asdict(record), default=str, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return personal_data.fingerprints(canonical)
 
 
 def latest_per_session(records: Iterable[SessionRecord]) -> list[SessionRecord]:
@@ -97,9 +98,10 @@ def store_locked(database: peewee.Database, records: Sequence[SessionRecord], no
         return []
     sql = Sql(database)
     previous = _previous(sql, [record.session_id for record in records])
-    digests = {record.session_id: fingerprint(record) for record in records}
+    keyed = {record.session_id: fingerprints(record) for record in records}
+    digests = {session_id: found[0] for session_id, found in keyed.items()}
     changed = [r for r in records
-               if r.session_id not in previous or previous[r.session_id].fingerprint != digests[r.session_id]]
+               if r.session_id not in previous or previous[r.session_id].fingerprint not in keyed[r.session_id]]
     if changed:
         _upsert_tutors(sql, changed, previous, now)
         _upsert_sessions(sql, changed, digests, previous, now)

@@ -18,6 +18,7 @@ from engine.config import Settings
 from engine.ingest import ingest
 from engine.models import MODELS
 from engine.personal import PREFIX, PersonalDataCipher, UnreadableSecret, cipher_for
+from engine.rekey import values_not_under
 from engine.services import Services
 from tests.conftest import NOW
 from tests.factories import raw_session
@@ -78,6 +79,9 @@ def test_raw_postgres_rows_hold_no_student_name_or_reason_and_rotation_keeps_the
     assert rotated.returncode == 0, rotated.stderr
     assert "4 sessions rows, 3 reschedules rows" in rotated.stdout
     assert OLD_KEY not in rotated.stdout + rotated.stderr and NEW_KEY not in rotated.stdout + rotated.stderr
+    assert "the old keys may now be dropped" in rotated.stdout
+    with postgres_database.connection_context():
+        assert values_not_under(postgres_database, PersonalDataCipher([NEW_KEY])) == 0
 
     after = services_with(postgres_database, rules, tmp_path, NEW_KEY)  # the old key dropped
     with postgres_database.connection_context():
@@ -87,6 +91,15 @@ def test_raw_postgres_rows_hold_no_student_name_or_reason_and_rotation_keeps_the
         assert bob["recent_reschedules"][0]["reason"] == REASONS[1]
         assert any(REASONS[1].lower() in line for line in bob["insights"])
     assert all(secret.lower() not in raw_rows(postgres_url).lower() for secret in NAMES + REASONS)
+
+    late = services_with(postgres_database, rules, tmp_path, OLD_KEY)  # a process not yet given the new key
+    ingest(late, [raw_session("p5", "tut-bob", NOW - dt.timedelta(days=1), student_name="Late Writer")])
+    with postgres_database.connection_context():
+        assert values_not_under(postgres_database, PersonalDataCipher([NEW_KEY])) >= 2  # the name, its inbox copy, and
+        # the rescore it caused (its insights and recommendations)
+    again = subprocess.run([sys.executable, "-m", "engine", "rotate-key"], env=env, capture_output=True, text=True,
+                           timeout=60)
+    assert again.returncode == 0 and "the old keys may now be dropped" in again.stdout, again.stderr
 
 
 def test_a_new_key_in_front_opens_the_old_data_and_seals_new_data_under_itself():
@@ -112,3 +125,7 @@ def test_any_long_secret_is_derived_into_a_key_and_without_one_a_private_key_fil
     assert cipher_for((), tmp_path).open(first.seal("same key")) == "same key"
     with pytest.raises(Exception, match="TQS_SECRET_KEY"):
         Settings.from_env({"TQS_SECRET_KEY": "short"})
+    key_file.write_text("")  # damaged: refused, never turned into a key anyone could compute
+    cipher_for.cache_clear()
+    with pytest.raises(ValueError, match="does not hold a Fernet key"):
+        cipher_for((), tmp_path)
