@@ -7,6 +7,7 @@ the change behind a flag without depending on the code that makes changes.
 from __future__ import annotations
 
 import datetime as dt
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -57,7 +58,7 @@ def stored_settings(database: peewee.Database) -> dict[str, dict[str, str]]:
     """Every stored value, by rule and setting."""
     def read() -> dict[str, dict[str, str]]:
         found: dict[str, dict[str, str]] = {}
-        if database.table_exists(RuleSettingValue._meta.table_name):  # else a database from before them
+        if _table_exists(database, RuleSettingValue._meta.table_name):  # else a database from before them
             for row in RuleSettingValue.select():
                 found.setdefault(row.rule, {})[row.name] = row.value
         return found
@@ -67,10 +68,23 @@ def stored_settings(database: peewee.Database) -> dict[str, dict[str, str]]:
 def settings_version(database: peewee.Database) -> int:
     """The id of the latest change: a process whose rules are older reloads them."""
     def read() -> int:
-        if not database.table_exists(SettingsChange._meta.table_name):
+        if not _table_exists(database, SettingsChange._meta.table_name):
             return 0
         return SettingsChange.select(peewee.fn.MAX(SettingsChange.id)).scalar() or 0
     return _reading(database, read)
+
+
+_tables_seen: weakref.WeakKeyDictionary[peewee.Database, set[tuple[str, str]]] = weakref.WeakKeyDictionary()
+
+
+def _table_exists(database: peewee.Database, table: str) -> bool:
+    """Whether ``table`` exists, remembered once it does (migrations add tables and none drops one): every
+    rescore reads the settings version, and a catalog lookup each time cost a statement per rescore."""
+    seen = _tables_seen.setdefault(database, set())
+    key = (str(database.database), table)  # a database object re-pointed with init() is asked again
+    if key not in seen and database.table_exists(table):
+        seen.add(key)
+    return key in seen
 
 
 def _reading(database: peewee.Database, read: Callable[[], Any]) -> Any:

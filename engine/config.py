@@ -54,7 +54,8 @@ class Settings:
     max_body_bytes: int = 4 * 1024 * 1024
     sweep_after_seconds: int = 180
     sweep_interval_seconds: int = 30
-    rescore_delay_seconds: float = 0.5
+    rescore_delay_seconds: float = 0.5  # how long a touched tutor waits while other scoring tasks are queued
+    rescore_max_delay_seconds: float = 60.0  # ... and while a backfill is being stored
     rescore_lease_seconds: int = 60
     log_level: str = "INFO"
     dashboard_user: str = "admin"
@@ -203,6 +204,7 @@ _VARIABLES: dict[str, tuple[str, Callable[[str], Any]]] = {
     "TQS_SWEEP_AFTER_SECONDS": ("sweep_after_seconds", _positive_int),
     "TQS_SWEEP_INTERVAL_SECONDS": ("sweep_interval_seconds", _positive_int),
     "TQS_RESCORE_DELAY_SECONDS": ("rescore_delay_seconds", _seconds),
+    "TQS_RESCORE_MAX_DELAY_SECONDS": ("rescore_max_delay_seconds", _seconds),
     "TQS_RESCORE_LEASE_SECONDS": ("rescore_lease_seconds", _positive_int),
     "TQS_LOG_LEVEL": ("log_level", _log_level),
     "TQS_DASHBOARD_USER": ("dashboard_user", str),

@@ -3,9 +3,10 @@ and (from :mod:`notifications.tasks`) the email reports that follow a rescore.
 
 Tasks carry inbox ids only; the records themselves are in the database, so a lost task
 loses nothing (the sweeper re-enqueues). After storing, a task rescores the tutors that
-are due: at once when no other task is queued, otherwise only those that have waited
-``TQS_RESCORE_DELAY_SECONDS`` (longer for changes further back, which cost more to rescore),
-so a tutor's sessions arriving in many batches are rescored together. Every event logs one line.
+are due: at once when no other scoring task is queued, otherwise only those that have waited
+``TQS_RESCORE_DELAY_SECONDS``, or ``TQS_RESCORE_MAX_DELAY_SECONDS`` while a backfill is being stored
+(longer for changes further back, which cost more to rescore), so a tutor's sessions arriving in many
+batches are rescored together: about once per backfill. Every event logs one line.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from engine import inbox
 from engine.logs import log_event
 from engine.models import InboxItem
 from engine.queue import SCORING_PRIORITY, scoring_tasks_queued
-from engine.rescoring import rescore_all, rescore_waiting
+from engine.rescoring import coalescing_delay, rescore_all, rescore_waiting, sessions_accepted_after
 from engine.rulestore import rescore_after_change
 from engine.services import Services
 from notifications.tasks import EmailTasks, register_email_tasks
@@ -76,9 +77,14 @@ def register_tasks(huey: Huey, services: Services) -> Tasks:
     lease = dt.timedelta(seconds=settings.rescore_lease_seconds)
     emails = register_email_tasks(huey, services)
 
-    def rescore_due(queue_busy: bool) -> bool:
-        """Rescore due tutors within the budget; True when some are left waiting."""
-        delay = dt.timedelta(seconds=settings.rescore_delay_seconds if queue_busy else 0)
+    def rescore_due(stored_through: int | None) -> bool:
+        """Rescore the tutors due now, within the budget; True when some due are left. Tutors not yet due are
+        left to the tasks queued (each ends here), or to the sweeper. ``stored_through``: the newest inbox
+        row of the batch behind this call, to tell a backfill still being stored from live posts."""
+        delay = dt.timedelta(0)  # an idle queue: at once
+        if scoring_tasks_queued(huey):
+            behind = 0 if stored_through is None else sessions_accepted_after(services, stored_through)
+            delay = coalescing_delay(behind, settings.rescore_delay_seconds, settings.rescore_max_delay_seconds)
         outcome = rescore_waiting(services, delay=delay, budget_seconds=RESCORE_BUDGET_SECONDS, lease=lease)
         for done in outcome.rescored:
             log_event(logger, "tutor_rescored", tutor_id=done.tutor_id, flagged=done.flagged, days=done.days,
@@ -105,14 +111,15 @@ def register_tasks(huey: Huey, services: Services) -> Tasks:
         for item in outcome.invalid:
             log_event(logger, "session_failed", logging.ERROR, session_id=item.session_id, tutor_id=item.tutor_id,
                       attempt=attempt, error="ValidationError")
-        if rescore_due(queue_busy=scoring_tasks_queued(huey) > 0):
-            rescore_waiting_task()
+        newest = max(ids, default=None)
+        if rescore_due(newest):
+            rescore_waiting_task(newest)
         return len(outcome.stored)
 
     @huey.task(name="rescore_waiting", priority=SCORING_PRIORITY)
-    def rescore_waiting_task() -> None:
-        if rescore_due(queue_busy=False):
-            rescore_waiting_task()
+    def rescore_waiting_task(stored_through: int | None = None) -> None:
+        if rescore_due(stored_through):
+            rescore_waiting_task(stored_through)
 
     @huey.periodic_task(crontab(minute="5"), name="rescore_all", priority=SCORING_PRIORITY)
     def rescore_all_task() -> int:
