@@ -84,8 +84,10 @@ def test_the_consumer_finishes_its_tasks_and_leaves_the_rest_queued(postgres_dat
     queue_url = f"redis://127.0.0.1:{private_redis.port}/0"
     stack = make_stack(postgres_database, postgres_url, queue_url)
     records = sessions(4000, tutors=40, prefix="backlog")
+    stack.worker.stop()  # the backlog is queued whole before a consumer takes any of it
     for start in range(0, len(records), 100):  # small tasks: the two in hand at SIGTERM leave most queued
         assert stack.client.request("POST", "/api/sessions", records[start:start + 100])[0] == 202
+    stack.restart_worker()
     wait_until(lambda: stack.inbox_counts().get("processed", 0) > 0, 30, "the worker to be storing the backlog")
     stack.worker.stop()  # SIGTERM to the consumer and its worker processes
     assert_clean_exit(stack.worker, stack.worker.process.returncode, "event=worker_stopped")

@@ -54,8 +54,10 @@ class RecordingHandler:
     def disconnect_all(self) -> None:
         """Close every client connection from the server side (an idle timeout, a restart)."""
         for transport in self.transports:
+            connection = transport.get_extra_info("socket")  # None once the transport has closed
             with contextlib.suppress(OSError):  # the TCP socket itself: aborting the TLS layer alone leaves it open
-                transport.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
+                if connection is not None:
+                    connection.shutdown(socket.SHUT_RDWR)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802 (aiosmtpd's hook)
         if address in self.rejected_recipients:
