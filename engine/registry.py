@@ -235,17 +235,31 @@ def _rule_settings(pm: pluggy.PluginManager, info: RuleInfo, env: Mapping[str, s
     overrides = {name: raw for name, raw in stored.items() if name != ENABLED}
     if not overrides:
         return from_env
-    kept: dict[str, SettingValue] = {}
-    for name, raw in overrides.items():  # each stored value on its own: one the rule rejects leaves the others
+    values: dict[str, SettingValue] = {}
+    for name, raw in sorted(overrides.items()):
         try:
-            value = _parse_values(declared, {name: raw})[name]
+            values[name] = _parse_values(declared, {name: raw})[name]
+        except ValueError as exc:
+            _stored_value_rejected(info, name, exc, strict)
+    try:  # together first: a stored clear_threshold may only hold beside the stored threshold
+        return _checked(pm, info, {**from_env, **values})
+    except ValueError as exc:
+        if strict:
+            raise ConfigError(f"rule {info.name!r}: {exc}") from None
+    kept: dict[str, SettingValue] = {}
+    for name, value in values.items():  # then each on its own, in name order: one rejected leaves the others
+        try:
             _checked(pm, info, {**from_env, **kept, name: value})
             kept[name] = value
         except ValueError as exc:
-            if strict:
-                raise ConfigError(f"rule {info.name!r}: {exc}") from None
-            log_event(log, "stored_setting_ignored", logging.ERROR, rule=info.name, setting=name, error=str(exc))
+            _stored_value_rejected(info, name, exc, strict)
     return _checked(pm, info, {**from_env, **kept})
+
+
+def _stored_value_rejected(info: RuleInfo, name: str, exc: ValueError, strict: bool) -> None:
+    if strict:
+        raise ConfigError(f"rule {info.name!r}: {exc}") from None
+    log_event(log, "stored_setting_ignored", logging.ERROR, rule=info.name, setting=name, error=str(exc))
 
 
 def parse_changes(rules: RuleSet, rule: str, changes: Mapping[str, str | None]) -> dict[str, str | None]:

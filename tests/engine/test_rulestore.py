@@ -111,3 +111,13 @@ def test_a_change_made_while_a_rule_is_off_is_checked_as_if_it_were_on(live, dat
     assert stored_settings(database) == {"reschedule_rate": {"threshold": "18", "clear_threshold": "18"}}
     change_settings(services, "reschedule_rate", {"enabled": "false"}, "bo", "pause")  # alone, it is fine
     change_settings(services, "reschedule_rate", {"enabled": "true"}, "bo", "and back")  # and can come back
+
+
+def test_stored_values_that_only_hold_together_are_loaded_together_in_any_order(live, database, caplog):
+    with database.connection_context():  # clear_threshold sorts first, and exceeds the environment's threshold
+        for name, value in (("clear_threshold", "18"), ("threshold", "20")):
+            RuleSettingValue.create(rule="reschedule_rate", name=name, value=value, changed_at=NOW)
+    services = live()
+    settings = services.refresh_rules().rules["reschedule_rate"].settings
+    assert (settings["threshold"], settings["clear_threshold"]) == (20, 18)
+    assert "stored_setting_ignored" not in caplog.text
