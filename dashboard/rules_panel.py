@@ -59,7 +59,9 @@ class RulesPanel(Viewer):
         self.audit = pn.pane.HTML(**html)
         self._rules: dict[str, dict] = {}
         self.refresh()
-        self._choose_rule()
+        self._choose_rule(preview=False)  # a replay costs seconds per 1,000 tutors: only when an admin asks
+        self.preview.object = ('<p class="tq-muted">Move the threshold or choose a flag policy: the last 90 days are '
+                               'replayed under it, beside the current settings.</p>')
         self.rule.param.watch(lambda _: self._choose_rule(), "value")
         self.threshold.param.watch(self._ask, "value")
         self.policy.param.watch(self._ask, "value")
@@ -74,8 +76,8 @@ class RulesPanel(Viewer):
         self.settings.object = render_settings(report)
         self.audit.object = render_audit(self._store.settings_changes())
 
-    def _choose_rule(self) -> None:
-        """Set the slider and policy to the chosen rule's current settings, and preview them."""
+    def _choose_rule(self, preview: bool = True) -> None:
+        """Set the slider and policy to the chosen rule's current settings, and (when asked) preview them."""
         entry = self._rules.get(self.rule.value)
         if entry is None:
             self.preview.object = '<p class="tq-empty">No loaded rule has a threshold to try.</p>'
@@ -85,7 +87,8 @@ class RulesPanel(Viewer):
         self.policy.visible = policy is not None
         if policy is not None:
             self.policy.value = policy["value"]
-        pn.state.execute(self._ask, schedule=True)
+        if preview:
+            pn.state.execute(self._ask, schedule=True)
 
     async def _ask(self, *_) -> None:
         rule = self.rule.value

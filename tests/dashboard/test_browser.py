@@ -365,9 +365,10 @@ def test_the_what_if_previews_a_threshold_from_the_keyboard_and_changes_nothing(
     page = signed_in()
     panel = page.locator(".tq-rules")
     panel.scroll_into_view_if_needed()
-    page.wait_for_selector("[data-preview]")
-    before = api_tutors(dashboard, "flagged=true&limit=1")["total"]
     slider = panel.get_by_role("slider", name="Threshold (%)")
+    slider.wait_for()
+    assert panel.locator("[data-preview]").count() == 0  # nothing replayed until an admin asks
+    before = api_tutors(dashboard, "flagged=true&limit=1")["total"]
     slider.focus()
     for _ in range(6):  # 0.5 points a press: 15% down to 12%
         slider.press("ArrowLeft")
