@@ -400,6 +400,8 @@ def test_a_settings_change_appears_in_the_audit_trail_with_its_rescore(signed_in
     page = signed_in()
     audit = page.locator("[data-audit]")
     audit.scroll_into_view_if_needed()
+    # the pane is re-rendered on each refresh: read the row once it holds text
+    until(page, lambda: "no_show_rate" in audit.locator("tbody tr").first.inner_text(), 15, "the audit trail's row")
     row = audit.locator("tbody tr").first.inner_text()
     assert "no_show_rate" in row and "confidence" in row and "90 \u2192 91" in row
     assert "tester (env-admin-1)" in row and ADMIN_KEY not in row and "browser test: audit trail" in row
