@@ -115,10 +115,10 @@ def _page_by_tutor_column(field: str, descending: bool, condition, limit: int, o
 def _page_by_metric(name: str, descending: bool, condition, limit: int, offset: int) -> list[str]:
     """Tutors with a value, in its order and then by id (descending is ascending reversed: one index read
     from either end, so a page costs its own rows); then those without one, riskiest first."""
-    valued = TutorMetric.alias()
-    ranked = (TutorMetric.select(valued.tutor).from_(valued).join(Tutor, on=(Tutor.tutor_id == valued.tutor))
-              .where(condition & (valued.name == name) & valued.value.is_null(False)))
-    order = (valued.value.desc(), valued.tutor.desc()) if descending else (valued.value.asc(), valued.tutor.asc())
+    metric = TutorMetric
+    ranked = (metric.select(metric.tutor).join(Tutor, on=(Tutor.tutor_id == metric.tutor))
+              .where(condition & (metric.name == name) & metric.value.is_null(False)))
+    order = (metric.value.desc(), metric.tutor.desc()) if descending else (metric.value.asc(), metric.tutor.asc())
     ids = [row[0] for row in ranked.order_by(*order).limit(limit).offset(offset).tuples()]
     if len(ids) == limit:
         return ids
