@@ -26,6 +26,7 @@ import psycopg2
 
 from engine.config import Settings
 from engine.db import release_connections
+from engine.history import recount_totals
 from engine.ingest import ingest
 from engine.migrations import migrate
 from engine.services import build_services
@@ -103,6 +104,18 @@ def prepare(datasets: tuple[Dataset, ...], reseed: bool, say: Callable[[str], No
             _finish(dataset)
         else:
             say(f"reusing {dataset.name}; --reseed rebuilds it")
+    for dataset in datasets:
+        _migrate(dataset)
+
+
+def _migrate(dataset: Dataset) -> None:
+    """A kept database seeded before the latest migration gets it, as a deployed one would."""
+    services = build_services(settings_for(url_of(dataset)))
+    with services.database.connection_context():
+        applied = migrate(services.database, NOW)
+    release_connections(services.database)
+    if applied:
+        _finish(dataset)  # the new indexes' statistics
 
 
 def _recreate(name: str, template: str | None = None) -> None:
@@ -167,6 +180,11 @@ def _grow(url: str, dataset: Dataset) -> None:
             if table in tables:
                 cursor.execute(_copy_sql(table, columns[table], dataset.by), (dataset.factor - 1,))
     connection.close()
+    if dataset.by == "history":  # the copied days add to each tutor's all-time totals
+        services = build_services(settings_for(url))
+        with services.database.connection_context(), services.database.atomic():
+            recount_totals(services.database)
+        release_connections(services.database)
 
 
 def _finish(dataset: Dataset) -> None:

@@ -16,6 +16,7 @@ import peewee
 from playhouse.migrate import PostgresqlMigrator, SchemaMigrator, SqliteMigrator
 
 from engine.db import is_postgres
+from engine.history import recount_totals
 from engine.logs import log_event
 from engine.models import (
     MODELS,
@@ -36,7 +37,9 @@ from engine.models import (
     Tutor,
     TutorDailyCount,
     TutorMetric,
+    TutorMetricSet,
     TutorScore,
+    TutorTotal,
 )
 from engine.windows import day_of, session_counts
 
@@ -109,6 +112,32 @@ def _index_reads(database: peewee.Database, migrator: SchemaMigrator) -> None:
     database.execute_sql("DROP INDEX IF EXISTS tutor_metrics_name_value")
 
 
+def _reads_along_indexes(database: peewee.Database, migrator: SchemaMigrator) -> None:
+    """Reading one tutor costs the same however long its history: all-time totals kept in a row, and each
+    rule's last risk event before a day found from an index's end. A page of tutors reads each tutor's
+    metric values from one row, and every sort of the list reads one index from either end (ties by id in
+    the index), in place of the single-column ones."""
+    database.create_tables([TutorTotal, TutorMetricSet], safe=True)
+    recount_totals(database)
+    _gather_metric_sets(database)
+    database.execute_sql("CREATE INDEX IF NOT EXISTS risk_events_tutor_id_rule_day_id "
+                         "ON risk_events (tutor_id, rule, day, id)")
+    Tutor._schema.create_indexes(safe=True)
+    for name in ("tutors_flagged", "tutors_risk_score", "tutors_scored_at", "tutors_flagged_risk_score"):
+        database.execute_sql(f"DROP INDEX IF EXISTS {name}")
+
+
+def _gather_metric_sets(database: peewee.Database) -> None:
+    """Each tutor's current metric values, a row each in ``tutor_metrics``, gathered into one row."""
+    sets: dict[str, dict[str, float | None]] = {}
+    for tutor_id, name, value in database.execute_sql("SELECT tutor_id, name, value FROM tutor_metrics"):
+        sets.setdefault(tutor_id, {})[name] = value
+    rows = [{"tutor": tutor_id, "metrics": metrics} for tutor_id, metrics in sorted(sets.items())]
+    TutorMetricSet.delete().execute()
+    for start in range(0, len(rows), 500):
+        TutorMetricSet.insert_many(rows[start:start + 500]).execute()
+
+
 def _postgres_search_indexes(database: peewee.Database) -> None:
     """Trigram indexes, so searching tutors by part of a name or id reads the index, not every tutor.
 
@@ -138,6 +167,7 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (6, "rule settings changed at runtime, and their audit trail", _create_runtime_settings),
     (7, "named API keys, rate limits, personal data sealed", _create_api_keys_and_seal_personal_data),
     (8, "reads along indexes: metric pages", _index_reads),
+    (9, "reads along indexes: one tutor's as its history grows, every sort of the list", _reads_along_indexes),
 ]
 
 

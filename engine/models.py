@@ -54,9 +54,9 @@ class Tutor(BaseModel):
 
     tutor_id = peewee.CharField(max_length=128, primary_key=True)
     name = peewee.CharField(max_length=200, null=True)
-    flagged = peewee.BooleanField(default=False, index=True)
-    risk_score = peewee.DoubleField(default=0.0, index=True)
-    scored_at = UTCDateTimeField(null=True, index=True)
+    flagged = peewee.BooleanField(default=False)
+    risk_score = peewee.DoubleField(default=0.0)
+    scored_at = UTCDateTimeField(null=True)
     # Last day with a stored snapshot; a late session recomputes from here or earlier.
     series_through = peewee.DateField(null=True)
     created_at = UTCDateTimeField()
@@ -65,7 +65,19 @@ class Tutor(BaseModel):
 
     class Meta:
         table_name = "tutors"
-        indexes = ((("flagged", "risk_score"), False),)
+
+
+# Each sort of the tutor list reads one of these from either end: the descending order of a column is
+# its ascending order reversed, ties by id included (engine.queries.TUTOR_ORDERS).
+TUTOR_INDEXES = (
+    Tutor.index(Tutor.risk_score.desc(), Tutor.tutor_id, name="tutors_risk_score_desc_tutor_id"),
+    Tutor.index(Tutor.flagged.desc(), Tutor.risk_score.desc(), Tutor.tutor_id,
+                name="tutors_flagged_desc_risk_score_desc_tutor_id"),
+    Tutor.index(Tutor.name, Tutor.tutor_id, name="tutors_name_tutor_id"),
+    Tutor.index(Tutor.scored_at, Tutor.tutor_id, name="tutors_scored_at_tutor_id"),
+)
+for _index in TUTOR_INDEXES:
+    Tutor.add_index(_index)
 
 
 class Session(BaseModel):
@@ -108,11 +120,9 @@ class Reschedule(BaseModel):
         indexes = ((("tutor", "original_time"), False),)
 
 
-class TutorDailyCount(BaseModel):
-    """Per tutor and UTC day of ``scheduled_time``: any window is a sum of at most 90 of these."""
+class SessionCounts(BaseModel):
+    """Session counts (``engine.windows.COUNT_FIELDS``), of a day or of all time; not a table itself."""
 
-    tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", on_delete="CASCADE")
-    day = peewee.DateField()
     sessions = peewee.IntegerField(default=0)
     completed = peewee.IntegerField(default=0)
     no_shows = peewee.IntegerField(default=0)
@@ -124,9 +134,26 @@ class TutorDailyCount(BaseModel):
     first_session_no_shows = peewee.IntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
     first_session_tutor_reschedules = peewee.IntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
 
+
+class TutorDailyCount(SessionCounts):
+    """Per tutor and UTC day of ``scheduled_time``: any window is a sum of at most 90 of these."""
+
+    tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", on_delete="CASCADE")
+    day = peewee.DateField()
+
     class Meta:
         table_name = "tutor_daily_counts"
         primary_key = peewee.CompositeKey("tutor", "day")
+
+
+class TutorTotal(SessionCounts):
+    """A tutor's daily counts summed over all time, kept as they move: reading a tutor's totals costs one
+    row however long its history is."""
+
+    tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", primary_key=True, on_delete="CASCADE")
+
+    class Meta:
+        table_name = "tutor_totals"
 
 
 class TutorScore(BaseModel):
@@ -178,6 +205,17 @@ class TutorMetric(BaseModel):
         indexes = ((("name", "value", "tutor"), False),)  # a page sorted by a metric reads only its rows
 
 
+class TutorMetricSet(BaseModel):
+    """Every current metric value of a tutor in one row, as ``tutor_metrics`` holds them a row each: a page
+    of tutors reads a row per tutor, not one per value (500 tutors hold some 21,000)."""
+
+    tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", primary_key=True, on_delete="CASCADE")
+    metrics = JSONField()
+
+    class Meta:
+        table_name = "tutor_metric_sets"
+
+
 class ScoreSnapshot(BaseModel):
     """A tutor's metrics and flags as of the end of one UTC day (or as of now, for today)."""
 
@@ -208,7 +246,9 @@ class RiskEvent(BaseModel):
 
     class Meta:
         table_name = "risk_events"
-        indexes = ((("tutor", "day", "rule", "kind"), True), (("occurred_at",), False))
+        # (tutor, rule, day, id): each rule's last event before a day, found from the index's end
+        indexes = ((("tutor", "day", "rule", "kind"), True), (("occurred_at",), False),
+                   (("tutor", "rule", "day", "id"), False))
 
 
 class EmailReport(BaseModel):
@@ -378,9 +418,11 @@ MODELS = [
     Session,
     Reschedule,
     TutorDailyCount,
+    TutorTotal,
     TutorScore,
     RuleFailure,
     TutorMetric,
+    TutorMetricSet,
     ScoreSnapshot,
     RiskEvent,
     EmailReport,

@@ -9,7 +9,7 @@ so a new rule's metrics show up everywhere without touching readers.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,16 +22,16 @@ from engine.models import (
     RescoreWaiting,
     RiskEvent,
     RuleFailure,
-    ScoreSnapshot,
     Session,
     Tutor,
     TutorDailyCount,
     TutorMetric,
     TutorScore,
+    TutorTotal,
     database_proxy,
 )
 from engine.rulekit import MetricNames
-from engine.sql import Sql
+from engine.sql import Sql, from_db_day, from_db_json, from_db_time, to_db_day
 from engine.validation import storable
 from engine.windows import ONE_DAY, days_between
 
@@ -42,7 +42,16 @@ DEFAULT_HISTORY_DAYS = 90
 MAX_HISTORY_DAYS = 3650
 MAX_SEARCH = 200
 RECENT_RESCHEDULES = 10
-BASE_SORTS = ("risk_score", "flagged", "updated_at", "tutor_id", "name")
+# A sort's descending order, column by column (True: that column descending); its ascending order is
+# exactly this reversed. Each is an index of tutors (engine.models.TUTOR_INDEXES).
+TUTOR_ORDERS = {
+    "risk_score": ((Tutor.risk_score, True), (Tutor.tutor_id, False)),
+    "flagged": ((Tutor.flagged, True), (Tutor.risk_score, True), (Tutor.tutor_id, False)),
+    "tutor_id": ((Tutor.tutor_id, True),),
+}
+# Columns a tutor may have no value in: those with one in (column, id) order, then the rest by id.
+NULLABLE_COLUMNS = {"name": Tutor.name, "updated_at": Tutor.scored_at}
+BASE_SORTS = (*TUTOR_ORDERS, *NULLABLE_COLUMNS)
 
 
 class QueryError(ValueError):
@@ -71,10 +80,12 @@ def list_tutors(
     limit: int = DEFAULT_PAGE,
     offset: int = 0,
 ) -> TutorPage:
-    """Tutors with their scores, filtered, searched, sorted (``-`` for descending, nulls last) and paged.
+    """Tutors with their scores, filtered, searched, sorted (``-`` for descending) and paged.
 
-    Ties go riskiest first, then by id, so every page of one query is stable; on a metric, by id (see
-    :func:`_page_by_metric`), and tutors without a value come last either way.
+    Every order ends in the tutor id, so each page of one query is stable, and a descending order is the
+    ascending one reversed, so one index serves both (see ``TUTOR_ORDERS``). On a column that may be empty
+    (name, update time, any metric) the tutors with a value come first in its order, then those without,
+    by id, either way.
     """
     if not 1 <= limit <= MAX_PAGE:
         raise QueryError("limit", f"Must be between 1 and {MAX_PAGE}")
@@ -86,50 +97,72 @@ def list_tutors(
     if field not in sortable_fields(metric_names):
         raise QueryError("sort", f"Unknown field {field!r}; use one of {', '.join(sortable_fields(metric_names))}")
     condition = _tutor_filter(flagged, search)
-    total = Tutor.select().where(condition).count()
-    if field in BASE_SORTS:
-        ids = _page_by_tutor_column(field, descending, condition, limit, offset)
+    tutors = _where(Tutor.select(Tutor.tutor_id), condition)
+    total = tutors.count()
+    if field in TUTOR_ORDERS:
+        ordered = tutors.order_by(*_ordering(TUTOR_ORDERS[field], descending))
+        ids = [row[0] for row in ordered.limit(limit).offset(offset).tuples()]
+    elif field in NULLABLE_COLUMNS:
+        column = NULLABLE_COLUMNS[field]
+        ids = _valued_then_unvalued(tutors.where(column.is_null(False)), (column, Tutor.tutor_id), descending,
+                                    lambda: tutors.where(column.is_null()).order_by(Tutor.tutor_id), limit, offset)
     else:
-        ids = _page_by_metric(field, descending, condition, limit, offset)
+        ids = _page_by_metric(field, descending, condition, tutors, total, limit, offset)
     return TutorPage(_records(ids, metric_names), total)
 
 
-def _tutor_filter(flagged: bool | None, search: str | None) -> peewee.Expression:
-    condition: peewee.Expression = peewee.Value(True)
+def _ordering(columns: Sequence[tuple[peewee.Field, bool]], descending: bool) -> list[peewee.Ordering]:
+    return [column.desc() if column_descending == descending else column.asc()
+            for column, column_descending in columns]
+
+
+def _tutor_filter(flagged: bool | None, search: str | None) -> peewee.Expression | None:
+    """The tutors asked for, or None for all of them."""
+    condition = None
     if flagged is not None:
-        condition &= Tutor.flagged == flagged
+        condition = Tutor.flagged == flagged
     if search:
-        condition &= Tutor.tutor_id.contains(search) | Tutor.name.contains(search)
+        found = Tutor.tutor_id.contains(search) | Tutor.name.contains(search)
+        condition = found if condition is None else condition & found
     return condition
 
 
-def _page_by_tutor_column(field: str, descending: bool, condition, limit: int, offset: int) -> list[str]:
-    column = Tutor.scored_at if field == "updated_at" else getattr(Tutor, field)
-    nulls = "LAST" if column.null else None  # on a NOT NULL column the plain order is the one its index has
-    order = column.desc(nulls=nulls) if descending else column.asc(nulls=nulls)
-    query = Tutor.select(Tutor.tutor_id).where(condition)
-    return [row[0] for row in query.order_by(order, Tutor.risk_score.desc(), Tutor.tutor_id)
-            .limit(limit).offset(offset).tuples()]
+def _where(query: peewee.ModelSelect, condition: peewee.Expression | None) -> peewee.ModelSelect:
+    return query if condition is None else query.where(condition)
 
 
-def _page_by_metric(name: str, descending: bool, condition, limit: int, offset: int) -> list[str]:
-    """Tutors with a value, in its order and then by id (descending is ascending reversed: one index read
-    from either end, so a page costs its own rows); then those without one, riskiest first."""
-    metric = TutorMetric
-    ranked = (metric.select(metric.tutor).join(Tutor, on=(Tutor.tutor_id == metric.tutor))
-              .where(condition & (metric.name == name) & metric.value.is_null(False)))
-    order = (metric.value.desc(), metric.tutor.desc()) if descending else (metric.value.asc(), metric.tutor.asc())
-    ids = [row[0] for row in ranked.order_by(*order).limit(limit).offset(offset).tuples()]
+def _valued_then_unvalued(valued: peewee.ModelSelect, order: Sequence[peewee.Node], descending: bool,
+                          unvalued: Callable[[], peewee.ModelSelect], limit: int, offset: int) -> list[str]:
+    """A page of the tutors with a value, in ``order`` (reversed when descending), then of those without,
+    by id (``unvalued`` gives them in that order): each part read along an index, so a page costs about its
+    own rows and its offset."""
+    direction = [column.desc() if descending else column.asc() for column in order]
+    ids = [row[0] for row in valued.order_by(*direction).limit(limit).offset(offset).tuples()]
     if len(ids) == limit:
         return ids
-    skipped = 0 if ids else max(0, offset - ranked.count())
-    # NOT IN, not NOT EXISTS: one read of the metric's index into a hash, where Postgres would otherwise probe
-    # tutor_metrics once per tutor (66 ms for the last page of 10,000)
-    with_value = TutorMetric.select(TutorMetric.tutor).where((TutorMetric.name == name)
-                                                             & TutorMetric.value.is_null(False))
-    unvalued = (Tutor.select(Tutor.tutor_id).where(condition & Tutor.tutor_id.not_in(with_value))
-                .order_by(Tutor.risk_score.desc(), Tutor.tutor_id).limit(limit - len(ids)).offset(skipped))
-    return ids + [row[0] for row in unvalued.tuples()]
+    skipped = 0 if ids else max(0, offset - valued.count())
+    return ids + [row[0] for row in unvalued().limit(limit - len(ids)).offset(skipped).tuples()]
+
+
+def _page_by_metric(name: str, descending: bool, condition: peewee.Expression | None,
+                    tutors: peewee.ModelSelect, total: int, limit: int, offset: int) -> list[str]:
+    """Tutors by one metric: the (name, value, tutor) index alone when every tutor is asked for (each
+    value row belongs to a tutor), joined to the tutors when filtered."""
+    metric = TutorMetric
+    rows = metric.select(metric.tutor).where(metric.name == name)
+    if condition is not None:
+        rows = rows.join(Tutor, on=(Tutor.tutor_id == metric.tutor)).where(condition)
+
+    def unvalued() -> peewee.ModelSelect:
+        if rows.count() == total:  # every tutor asked for has a row: those without a value hold a null, in
+            return rows.where(metric.value.is_null()).order_by(metric.tutor)  # the index's order
+        # some have no row yet (not yet scored by the metric's rule). NOT IN, not NOT EXISTS: one read of the
+        # metric's index into a hash, where Postgres would otherwise probe it once per tutor
+        with_value = metric.select(metric.tutor).where((metric.name == name) & metric.value.is_null(False))
+        return tutors.where(Tutor.tutor_id.not_in(with_value)).order_by(Tutor.tutor_id)
+
+    valued = rows.where(metric.value.is_null(False))
+    return _valued_then_unvalued(valued, (metric.value, metric.tutor), descending, unvalued, limit, offset)
 
 
 def get_tutor_record(tutor_id: str, metric_names: MetricNames) -> dict[str, Any] | None:
@@ -157,7 +190,7 @@ def get_tutor_detail(tutor_id: str, metric_names: MetricNames) -> dict[str, Any]
     ]
     record["insights"] = [line for s in scores for line in s.insights]
     record["recommendations"] = [line for s in scores for line in s.recommendations]
-    record["recent_reschedules"] = [_reschedule(r) for r in _reschedules(tutor_id).limit(RECENT_RESCHEDULES)]
+    record["recent_reschedules"] = [_reschedule(r) for r in _recent_reschedules(tutor_id)]
     record["session_summary"] = _session_summary(tutor_id)
     return record
 
@@ -203,91 +236,118 @@ def get_tutor_history(
     """One point per day for the last ``days`` days, and the tutor's reschedule and risk events.
 
     Days not snapshotted (before the first session, or not yet rolled forward) have null metrics;
-    their flag follows from the risk events.
+    their flag follows from the risk events. Only the window's rows are read, plus each rule's last
+    event before it, so the cost is the window's, not the tutor's whole history.
     """
     if not 1 <= days <= MAX_HISTORY_DAYS:
         raise QueryError("days", f"Must be between 1 and {MAX_HISTORY_DAYS}")
     if not storable(tutor_id) or not Tutor.select().where(Tutor.tutor_id == tutor_id).exists():
         return None
     first = today - dt.timedelta(days=days - 1)
-    snapshots = {
-        s.day: s
-        for s in ScoreSnapshot.select().where(
-            (ScoreSnapshot.tutor == tutor_id) & (ScoreSnapshot.day >= first) & (ScoreSnapshot.day <= today)
-        )
-    }
-    risk_events = list(
-        RiskEvent.select().where(RiskEvent.tutor == tutor_id).order_by(RiskEvent.day, RiskEvent.id)
-    )
+    sql = Sql(database_proxy.obj)  # raw rows: a point a day, each with every metric
+    snapshots = {from_db_day(day): (metrics, flags, flagged) for day, metrics, flags, flagged in sql.all(
+        "SELECT day, metrics, flags, flagged FROM score_snapshots WHERE tutor_id = {p} AND day >= {p} AND day <= {p}",
+        (tutor_id, to_db_day(first), to_db_day(today)))}
+    risk_events = list(RiskEvent.select().where((RiskEvent.tutor == tutor_id) & (RiskEvent.day >= first))
+                       .order_by(RiskEvent.day, RiskEvent.id))
+    raised = _raised_before(sql, tutor_id, first)
     points = []
+    template = dict.fromkeys(metric_names)
+    upcoming = iter(risk_events)
+    event = next(upcoming, None)
     for day in days_between(first, today):
-        snapshot = snapshots.get(day)
-        point: dict[str, Any] = {"date": day.isoformat(), **dict.fromkeys(metric_names)}
-        point.update(snapshot.metrics if snapshot else {})
-        point["flagged"] = snapshot.flagged if snapshot else _flag_on(day, risk_events)
-        point["flags"] = dict(snapshot.flags) if snapshot else {}
+        while event is not None and event.day <= day:
+            raised[event.rule] = event.kind == "raised"
+            event = next(upcoming, None)
+        point: dict[str, Any] = {"date": day.isoformat(), **template}
+        if day in snapshots:
+            metrics, flags, flagged = snapshots[day]
+            point.update(from_db_json(metrics))
+            point["flagged"], point["flags"] = bool(flagged), from_db_json(flags)
+        else:
+            point["flagged"], point["flags"] = any(raised.values()), {}
         points.append(point)
     since = dt.datetime.combine(first, dt.time(), tzinfo=dt.UTC)
-    events = [
-        {"type": "reschedule", **_reschedule(r)}
-        for r in _reschedules(tutor_id).where(Session.scheduled_time >= since)
-    ] + [_risk_event(e) for e in risk_events if e.day >= first]
+    events = [{"type": "reschedule", **_reschedule(r)} for r in _reschedules_since(tutor_id, since)]
+    events += [_risk_event(e) for e in risk_events]
     events.sort(key=lambda e: e["at"])
     return {"tutor_id": tutor_id, "days": days, "points": points, "events": events}
 
 
-def _flag_on(day: dt.date, events: list[RiskEvent]) -> bool:
-    """A tutor's overall flag on a day: any rule whose last event by then was a raise."""
-    state: dict[str, bool] = {}
-    for event in events:
-        if event.day > day:
-            break
-        state[event.rule] = event.kind == "raised"
-    return any(state.values())
+def _raised_before(sql: Sql, tutor_id: str, day: dt.date) -> dict[str, bool]:
+    """Per rule, whether its last risk event before ``day`` was a raise: the flag a window starts with.
+
+    The rules are found by skipping along the (tutor, rule, day, id) index, a step per rule, and each
+    rule's last event is that index read backwards, so this costs a few steps however long the history.
+    """
+    rows = sql.all(
+        "WITH RECURSIVE rules(rule) AS ("
+        " SELECT MIN(rule) FROM risk_events WHERE tutor_id = {p} AND day < {p}"
+        " UNION ALL SELECT (SELECT MIN(e.rule) FROM risk_events e WHERE e.tutor_id = {p} AND e.day < {p}"
+        " AND e.rule > rules.rule) FROM rules WHERE rules.rule IS NOT NULL) "
+        "SELECT rules.rule, (SELECT e.kind FROM risk_events e WHERE e.tutor_id = {p} AND e.rule = rules.rule "
+        "AND e.day < {p} ORDER BY e.day DESC, e.id DESC LIMIT 1) FROM rules WHERE rules.rule IS NOT NULL",
+        (tutor_id, to_db_day(day)) * 3,
+    )
+    return {rule: kind == "raised" for rule, kind in rows}
 
 
 def _records(ids: Sequence[str], metric_names: MetricNames) -> list[dict[str, Any]]:
-    """The records of these tutors, in this order (plain rows: a page of 50 holds some 2,000 metric values)."""
+    """The records of these tutors, in this order: two raw statements, each tutor's metric values from one
+    row (``tutor_metric_sets``), and plain loops (Peewee's per-value work was most of a page's time)."""
     if not ids:
         return []
-    tutors = {row[0]: row for row in Tutor.select(Tutor.tutor_id, Tutor.name, Tutor.flagged, Tutor.risk_score,
-                                                  Tutor.scored_at).where(Tutor.tutor_id.in_(ids)).tuples()}
-    if not tutors:
-        return []
-    values: dict[str, dict[str, float | None]] = {tutor_id: {} for tutor_id in tutors}
+    sql = Sql(database_proxy.obj)
+    marks = sql.marks(len(ids))
+    tutors = {row[0]: row[1:] for row in sql.all(
+        "SELECT t.tutor_id, t.name, t.flagged, t.risk_score, t.scored_at, m.metrics FROM tutors t "
+        f"LEFT JOIN tutor_metric_sets m ON m.tutor_id = t.tutor_id WHERE t.tutor_id IN ({marks})", ids)}
     flagged_by: dict[str, list[str]] = {tutor_id: [] for tutor_id in tutors}
-    sql = Sql(database_proxy.obj)  # raw rows: Peewee's per-value conversion was most of a page's time
-    for tutor_id, name, value in sql.all(f"SELECT tutor_id, name, value FROM tutor_metrics "
-                                         f"WHERE tutor_id IN ({sql.marks(len(tutors))})", list(tutors)):
-        values[tutor_id][name] = value
-    flags = TutorScore.select(TutorScore.tutor, TutorScore.rule).where(
-        TutorScore.tutor.in_(list(tutors)) & TutorScore.flagged)
-    for tutor_id, rule in sorted(flags.tuples(), key=lambda row: _rule_order(metric_names, row[1])):
-        if metric_names.rules is None or rule in metric_names.rules:
+    shown = metric_names.rules
+    for tutor_id, rule in sql.all(f"SELECT tutor_id, rule FROM tutor_scores WHERE tutor_id IN ({marks}) "
+                                  "AND flagged", ids):
+        if tutor_id in flagged_by and (shown is None or rule in shown):
             flagged_by[tutor_id].append(rule)
-    return [_record(tutors[tutor_id], values[tutor_id], flagged_by[tutor_id], metric_names)
-            for tutor_id in ids if tutor_id in tutors]
+    template = dict.fromkeys(metric_names)
+    counts = [name for name in metric_names if name in metric_names.counts]
+    records = []
+    for tutor_id in ids:
+        if tutor_id not in tutors:
+            continue
+        name, flagged, risk_score, scored_at, metrics = tutors[tutor_id]
+        record: dict[str, Any] = {"tutor_id": tutor_id, "name": name, **template}
+        record.update({metric: value for metric, value in from_db_json(metrics or "{}").items() if metric in template})
+        for metric in counts:  # stored as numbers of either kind, shown as whole numbers
+            if record[metric] is not None:
+                record[metric] = int(record[metric])
+        record["flagged"] = bool(flagged)
+        record["flagged_by"] = sorted(flagged_by[tutor_id], key=lambda rule: _rule_order(metric_names, rule))
+        record["risk_score"] = risk_score
+        record["updated_at"] = _iso(from_db_time(scored_at))
+        records.append(record)
+    return records
 
 
-def _record(tutor: tuple, metrics: dict[str, float | None], flagged_by: list[str],
-            metric_names: MetricNames) -> dict[str, Any]:
-    tutor_id, name, flagged, risk_score, scored_at = tutor
-    record: dict[str, Any] = {"tutor_id": tutor_id, "name": name}
-    for metric in metric_names:
-        value = metrics.get(metric)
-        record[metric] = int(value) if value is not None and metric in metric_names.counts else value
-    record["flagged"] = bool(flagged)
-    record["flagged_by"] = flagged_by
-    record["risk_score"] = risk_score
-    record["updated_at"] = _iso(Tutor.scored_at.python_value(scored_at))
-    return record
-
-
-def _reschedules(tutor_id: str) -> peewee.ModelSelect:
+def _recent_reschedules(tutor_id: str) -> peewee.ModelSelect:
+    """The latest reschedules by the time each moved session was booked for: the first rows of the
+    (tutor, original_time) index, however many the tutor has."""
     return (
         Reschedule.select(Reschedule, Session.scheduled_time)
         .join(Session, on=(Reschedule.session == Session.session_id))
         .where(Reschedule.tutor == tutor_id)
+        .order_by(Reschedule.original_time.desc(), Reschedule.session.desc())
+        .limit(RECENT_RESCHEDULES)
+        .objects()
+    )
+
+
+def _reschedules_since(tutor_id: str, since: dt.datetime) -> peewee.ModelSelect:
+    """The reschedules of the tutor's sessions held since ``since``: a range of the (tutor, scheduled_time)
+    index, so a window of history costs its own sessions only."""
+    return (
+        Reschedule.select(Reschedule, Session.scheduled_time)
+        .join(Session, on=(Reschedule.session == Session.session_id))
+        .where((Session.tutor == tutor_id) & (Session.scheduled_time >= since))
         .order_by(Session.scheduled_time.desc())
         .objects()
     )
@@ -346,21 +406,18 @@ def latest_session_id(tutor_id: str) -> str | None:
 
 
 def _session_summary(tutor_id: str) -> dict[str, Any]:
-    """Totals from the daily counts (a row a day, not a row a session) and the first and last session
-    from the ends of the (tutor, scheduled_time) index, so reading a tutor costs little as history grows."""
-    day = TutorDailyCount
-    total, completed, rescheduled, no_shows = (
-        day.select(peewee.fn.SUM(day.sessions), peewee.fn.SUM(day.completed), peewee.fn.SUM(day.rescheduled),
-                   peewee.fn.SUM(day.no_shows)).where(day.tutor == tutor_id).tuples().first() or (0, 0, 0, 0))
+    """Totals from the tutor's running totals row and the first and last session from the ends of the
+    (tutor, scheduled_time) index, so reading a tutor costs the same as its history grows."""
+    total = TutorTotal.get_or_none(TutorTotal.tutor == tutor_id)
     moments = Session.select(Session.scheduled_time).where(Session.tutor == tutor_id)
     first = moments.order_by(Session.scheduled_time.asc()).limit(1).scalar()
     last = moments.order_by(Session.scheduled_time.desc()).limit(1).scalar()
     as_utc = Session.scheduled_time.python_value
     return {
-        "total": int(total or 0),
-        "completed": int(completed or 0),
-        "rescheduled": int(rescheduled or 0),
-        "no_show": int(no_shows or 0),
+        "total": total.sessions if total else 0,
+        "completed": total.completed if total else 0,
+        "rescheduled": total.rescheduled if total else 0,
+        "no_show": total.no_shows if total else 0,
         "first_session_at": _iso(as_utc(first)),
         "last_session_at": _iso(as_utc(last)),
     }

@@ -11,7 +11,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from engine.models import RiskEvent, RuleFailure, ScoreSnapshot, TutorDailyCount, TutorMetric, TutorScore
+from engine.models import (
+    RiskEvent,
+    RuleFailure,
+    ScoreSnapshot,
+    TutorDailyCount,
+    TutorMetric,
+    TutorMetricSet,
+    TutorScore,
+    TutorTotal,
+)
 from engine.personal import personal_data
 from engine.rulekit import Advice
 from engine.ruleset import ENGINE_OWNER
@@ -127,7 +136,8 @@ def _without_cause(explanation: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def write_current(sql: Sql, tutor_id: str, current: SeriesPoint, advice: Mapping[str, Advice],
                   kept: frozenset[str] = frozenset()) -> dict[str, tuple[bool, float]]:
-    """The current verdict of every rule that ran, and every current metric value that changed; returns the
+    """The current verdict of every rule that ran, and every current metric value that changed (a row per
+    value, to sort and filter by, and all of them in one row, to read); returns the
     stored (flagged, risk score) of the ``kept`` rules, whose results stay as they are. Results of any
     other rule (disabled, uninstalled) go."""
     keep = {*current.assessments, *kept}
@@ -173,6 +183,11 @@ def write_current(sql: Sql, tutor_id: str, current: SeriesPoint, advice: Mapping
             "ON CONFLICT (tutor_id, name) DO UPDATE SET value = excluded.value, rule = excluded.rule",
             flatten(metrics),
         )
+    # written every time, not only on a change: a row a worker of an older version left behind heals here
+    values = {name: value for name, (_, value) in stored.items() if name not in gone}
+    values.update((name, value) for _, owned_values in owned for name, value in owned_values.items())
+    sql.run("INSERT INTO tutor_metric_sets (tutor_id, metrics) VALUES ({p}, {p}) "
+            "ON CONFLICT (tutor_id) DO UPDATE SET metrics = excluded.metrics", (tutor_id, to_db_json(values)))
     return verdicts
 
 
@@ -215,5 +230,6 @@ def stored_metric_names(sql: Sql, tutor_id: str, rules: Iterable[str]) -> set[st
 
 def clear_derived(tutor_id: str) -> None:
     """Forget everything derived for a tutor, so it can be rebuilt from its sessions."""
-    for model in (ScoreSnapshot, RiskEvent, TutorScore, TutorMetric, TutorDailyCount, RuleFailure):
+    for model in (ScoreSnapshot, RiskEvent, TutorScore, TutorMetric, TutorMetricSet, TutorDailyCount, TutorTotal,
+                  RuleFailure):
         model.delete().where(model.tutor == tutor_id).execute()

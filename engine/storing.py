@@ -235,7 +235,27 @@ def _move_counts(sql: Sql, records: list[SessionRecord], previous: dict[str, _Pr
             if delta.sessions < 0:  # a session left this day: drop the day if nothing is left on it
                 sql.run("DELETE FROM tutor_daily_counts WHERE tutor_id = {p} AND day = {p} AND sessions = 0",
                         (tutor_id, to_db_day(day)))
+        _move_totals(sql, moves)
     return touched
+
+
+def _move_totals(sql: Sql, moves: list[tuple[tuple[str, dt.date], Counts]]) -> None:
+    """Each tutor's all-time totals move by the sum of its days' moves, in the same transaction."""
+    totals: dict[str, Counts] = {}
+    for (tutor_id, _), delta in moves:
+        totals[tutor_id] = totals.get(tutor_id, Counts()) + delta
+    rows = [(tutor_id, *total) for tutor_id, total in sorted(totals.items()) if any(total)]
+    if rows:
+        updates = ", ".join(f"{name} = tutor_totals.{name} + excluded.{name}" for name in COUNT_FIELDS)
+        sql.run(
+            f"INSERT INTO tutor_totals (tutor_id, {', '.join(COUNT_FIELDS)}) "
+            f"VALUES {sql.rows(len(rows), 1 + len(COUNT_FIELDS))} "
+            f"ON CONFLICT (tutor_id) DO UPDATE SET {updates}",
+            flatten(rows),
+        )
+    emptied = sorted(tutor_id for tutor_id, total in totals.items() if total.sessions < 0)
+    if emptied:  # as with a day, a tutor left with no sessions keeps no row
+        sql.run(f"DELETE FROM tutor_totals WHERE tutor_id IN ({sql.marks(len(emptied))}) AND sessions = 0", emptied)
 
 
 def _add_session_reports(sql: Sql, records: list[SessionRecord], digests: dict[str, str],

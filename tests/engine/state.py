@@ -5,17 +5,33 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from engine.models import RiskEvent, ScoreSnapshot, Tutor, TutorDailyCount, TutorMetric, TutorScore
+from engine.models import (
+    RiskEvent,
+    ScoreSnapshot,
+    Tutor,
+    TutorDailyCount,
+    TutorMetric,
+    TutorMetricSet,
+    TutorScore,
+    TutorTotal,
+)
 
 
 def derived_state(database, snapshots_through: dict[str, dt.date] | None = None) -> dict[str, Any]:
-    """Scores, metrics, counts, risk events and snapshots; ``snapshots_through`` limits snapshot days per tutor."""
+    """Scores, metrics, daily counts and all-time totals, risk events and snapshots; ``snapshots_through``
+    limits snapshot days per tutor."""
     with database.connection_context():
         snapshots = sorted(
             (s.tutor_id, s.day, s.as_of, tuple(sorted(s.metrics.items())), tuple(sorted(s.flags.items())), s.flagged)
             for s in ScoreSnapshot.select()
             if snapshots_through is None or s.day <= snapshots_through.get(s.tutor_id, dt.date.min)
         )
+        metrics = sorted((m.tutor_id, m.name, m.value) for m in TutorMetric.select())
+        grouped: dict[str, dict[str, Any]] = {}
+        for tutor_id, name, value in metrics:
+            grouped.setdefault(tutor_id, {})[name] = value
+        # the one-row copy a page of tutors reads holds exactly the rows sorting reads
+        assert {row.tutor_id: row.metrics for row in TutorMetricSet.select()} == grouped
         return {
             "tutors": sorted((t.tutor_id, t.flagged, t.risk_score) for t in Tutor.select()),
             "scores": sorted(
@@ -23,8 +39,9 @@ def derived_state(database, snapshots_through: dict[str, dt.date] | None = None)
                  repr(s.recommendations), s.as_of)
                 for s in TutorScore.select()
             ),
-            "metrics": sorted((m.tutor_id, m.name, m.value) for m in TutorMetric.select()),
+            "metrics": metrics,
             "daily": sorted(tuple(row.values()) for row in TutorDailyCount.select().dicts()),
+            "totals": sorted(tuple(row.values()) for row in TutorTotal.select().dicts()),
             "events": sorted(
                 (e.tutor_id, e.rule, e.kind, e.day, e.severity, repr(e.explanation)) for e in RiskEvent.select()
             ),

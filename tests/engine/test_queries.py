@@ -4,8 +4,11 @@ import pytest
 
 from engine import queries
 from engine.ingest import ingest
+from engine.models import RiskEvent
 from engine.queries import QueryError, get_tutor_detail, get_tutor_history, list_tutors
 from engine.rescoring import rescore_all
+from engine.storing import store_sessions
+from engine.validation import validate_session
 from tests.conftest import NOW
 from tests.factories import raw_session
 
@@ -81,8 +84,8 @@ def test_detail_explains_the_flag_and_lists_recent_reschedules(three_tutors, met
     assert {f["rule"]: f for f in detail["flags"]}["reschedule_rate"]["explanation"]["events"] == 4
     assert any("above the 15% threshold" in line for line in detail["insights"])
     assert detail["recommendations"]
-    times = [r["at"] for r in detail["recent_reschedules"]]
-    assert len(times) == 4 and times == sorted(times, reverse=True)
+    booked = [r["original_time"] for r in detail["recent_reschedules"]]
+    assert len(booked) == 4 and booked == sorted(booked, reverse=True)
     assert detail["session_summary"] == {
         "total": 10, "completed": 6, "rescheduled": 4, "no_show": 0,
         "first_session_at": (NOW - 5.5 * DAY).isoformat().replace("+00:00", "Z"),
@@ -106,6 +109,39 @@ def test_history_has_one_point_per_day_and_the_events(services, three_tutors, me
         get_tutor_history("t-alice", 0, NOW.date(), metrics)
 
 
+def test_recent_reschedules_are_the_latest_ten_by_the_time_each_was_booked_for(services, database, metrics):
+    ingest(services, [raw_session(f"m{i}", "t-many", NOW - i * DAY, "rescheduled", "tutor") for i in range(14)])
+    with database.connection_context():
+        recent = get_tutor_detail("t-many", metrics)["recent_reschedules"]
+    assert [r["session_id"] for r in recent] == [f"m{i}" for i in range(10)]
+
+
+def test_days_past_the_snapshots_start_from_each_rules_last_event_before_the_window(services, three_tutors,
+                                                                                   metrics):
+    """Days not yet rolled forward take their flag from the events: those before the window set where it
+    starts, one rule per rule, and those inside it move it on."""
+    rescore_all(services)
+    rule = RiskEvent.get(RiskEvent.tutor == "t-alice").rule
+    later = NOW.date() + 20 * DAY  # ten days, none of them snapshotted, all after Alice's raise
+    history = get_tutor_history("t-alice", 10, later, metrics)
+    assert [point["flagged"] for point in history["points"]] == [True] * 10
+    assert not any(event["type"] == "risk" for event in history["events"])
+    assert [point["flagged"] for point in get_tutor_history("t-bob", 10, later, metrics)["points"]] == [False] * 10
+
+    def event(tutor_id, rule, kind, day):
+        moment = dt.datetime.combine(day, dt.time(12), tzinfo=dt.UTC)
+        RiskEvent.create(tutor=tutor_id, rule=rule, kind=kind, day=day, occurred_at=moment, explanation={},
+                         recorded_at=moment)
+
+    event("t-bob", "another-rule", "raised", NOW.date() - 50 * DAY)  # raised long before, never cleared
+    event("t-alice", rule, "cleared", later - 4 * DAY)  # cleared inside the window
+    bob = get_tutor_history("t-bob", 10, later, metrics)
+    assert [point["flagged"] for point in bob["points"]] == [True] * 10
+    alice = get_tutor_history("t-alice", 10, later, metrics)
+    assert [point["flagged"] for point in alice["points"]] == [True] * 5 + [False] * 5
+    assert [(e["kind"], e["date"]) for e in alice["events"]] == [("cleared", (later - 4 * DAY).isoformat())]
+
+
 def test_every_sort_both_ways_pages_through_every_tutor_once(services, database):
     ingest(services, [raw_session(f"s{i}", f"t{i % 7}", NOW - dt.timedelta(days=i % 40), "rescheduled" if i % 3 else
                                   "completed", "tutor") for i in range(60)])
@@ -117,3 +153,47 @@ def test_every_sort_both_ways_pages_through_every_tutor_once(services, database)
                          for offset in (0, 3, 6)]
                 ids = [t["tutor_id"] for page in pages for t in page]
                 assert sorted(ids) == sorted(everyone), sort
+
+
+@pytest.mark.parametrize("scored_everyone", [True, False], ids=["every tutor scored", "one not yet scored"])
+def test_a_metric_sort_pages_valued_tutors_in_order_then_the_rest_by_id(services, database, scored_everyone):
+    """Both ways of finding the tutors without a value (a null row each, or no row yet) give the same order
+    as sorting every record by hand, filtered or not, on every page."""
+    ingest(services, [raw_session(f"s{i}", f"t{i % 8}", NOW - dt.timedelta(days=(i % 8) * 3 + i % 2),
+                                  "rescheduled" if i % 5 == 0 else "completed", "tutor") for i in range(48)])
+    if not scored_everyone:
+        store_sessions(services, [validate_session(raw_session("new-1", "t-new", NOW - DAY, "completed"))])
+    names = services.metric_names
+    with database.connection_context():
+        everyone = list_tutors(names, limit=500).tutors
+        assert any(t["sessions_7d"] is None or t["reschedule_rate_7d"] is None for t in everyone)
+        for metric in ("reschedule_rate_7d", "sessions_30d"):
+            for flagged in (None, False):
+                for descending in (False, True):
+                    chosen = [t for t in everyone if flagged is None or t["flagged"] == flagged]
+                    valued = sorted((t for t in chosen if t[metric] is not None),
+                                    key=lambda t: (t[metric], t["tutor_id"]), reverse=descending)
+                    rest = sorted((t for t in chosen if t[metric] is None), key=lambda t: t["tutor_id"])
+                    expected = [t["tutor_id"] for t in valued + rest]
+                    sort = ("-" if descending else "") + metric
+                    pages = [list_tutors(names, flagged=flagged, sort=sort, limit=3, offset=offset).tutors
+                             for offset in range(0, len(chosen) + 3, 3)]
+                    assert [t["tutor_id"] for page in pages for t in page] == expected, (sort, flagged)
+
+
+def test_a_descending_sort_is_the_ascending_one_reversed_ties_included(services, database):
+    """Ties by id both ways, so one index serves a sort from either end; a value-less tutor comes last
+    either way."""
+    ingest(services, [raw_session(f"s{i}", f"t{i % 9}", NOW - dt.timedelta(days=i % 5), "rescheduled" if i % 4 == 0
+                                  else "completed", "tutor", tutor_name=None if i % 9 == 8 else f"Tutor {i % 3}")
+                      for i in range(45)])
+    with database.connection_context():
+        def order(sort):
+            return [(t["tutor_id"], t["name"]) for t in queries.list_tutors(services.metric_names, sort=sort).tutors]
+
+        risk = order("-risk_score")
+        assert len(risk) == 9 and order("risk_score") == risk[::-1]
+        assert order("flagged") == order("-flagged")[::-1]
+        by_name = order("name")  # three names, three tutors each: ties by id
+        assert by_name[-1] == ("t8", None) and by_name[:8] == sorted(by_name[:8], key=lambda t: (t[1], t[0]))
+        assert order("-name")[:8] == by_name[:8][::-1] and order("-name")[-1] == ("t8", None)
