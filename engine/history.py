@@ -10,13 +10,14 @@ import datetime as dt
 
 import peewee
 
-from engine.models import Reschedule, Session, TutorDailyCount, TutorTotal
+from engine.models import Reschedule, Session, Tutor, TutorDailyCount
 from engine.personal import personal_data
 from engine.sql import Sql, from_db_day, from_db_time, to_db_day, to_db_time
 from engine.windows import (
     COUNT_FIELDS,
     MAX_WINDOW_DAYS,
     ONE_DAY,
+    TOTALS,
     Counts,
     DailyCounts,
     RescheduleFact,
@@ -105,12 +106,13 @@ def recount_all_days(tutor_id: str) -> None:
     rows = [dict(tutor=tutor_id, day=day, **total.as_dict()) for day, total in sorted(totals.items())]
     if rows:
         TutorDailyCount.insert_many(rows).execute()
-        TutorTotal.insert(tutor=tutor_id, **sum(totals.values(), Counts()).as_dict()).execute()
+    everything = sum(totals.values(), Counts())
+    Tutor.update({Tutor._meta.fields[column]: getattr(everything, field) for column, field in TOTALS.items()}).where(
+        Tutor.tutor_id == tutor_id).execute()
 
 
 def recount_totals(database: peewee.Database) -> None:
     """Every tutor's all-time totals summed afresh from its daily counts (a migration's backfill)."""
-    sums = ", ".join(f"SUM({name})" for name in COUNT_FIELDS)
-    database.execute_sql("DELETE FROM tutor_totals")
-    database.execute_sql(f"INSERT INTO tutor_totals (tutor_id, {', '.join(COUNT_FIELDS)}) "
-                         f"SELECT tutor_id, {sums} FROM tutor_daily_counts GROUP BY tutor_id")
+    sums = ", ".join(f"{column} = COALESCE((SELECT SUM(d.{field}) FROM tutor_daily_counts d "
+                     "WHERE d.tutor_id = tutors.tutor_id), 0)" for column, field in TOTALS.items())
+    database.execute_sql(f"UPDATE tutors SET {sums}")

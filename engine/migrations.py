@@ -39,9 +39,8 @@ from engine.models import (
     TutorMetric,
     TutorMetricSet,
     TutorScore,
-    TutorTotal,
 )
-from engine.windows import day_of, session_counts
+from engine.windows import TOTALS, day_of, session_counts
 
 Migration = Callable[[peewee.Database, SchemaMigrator], None]
 logger = logging.getLogger("tutor_quality.engine")
@@ -94,7 +93,9 @@ def _count_first_sessions(database: peewee.Database, migrator: SchemaMigrator) -
 def _create_runtime_settings(database: peewee.Database, migrator: SchemaMigrator) -> None:
     database.create_tables([RuleSettingValue, SettingsChange], safe=True)
     if "settings_version" not in {column.name for column in database.get_columns("tutors")}:
-        migrator.add_column("tutors", "settings_version", Tutor._meta.fields["settings_version"]).run()
+        # in one ALTER: two steps rebuild the table on SQLite, whose drop cascades to every tutor's rows
+        migrator.add_column("tutors", "settings_version", Tutor._meta.fields["settings_version"],
+                            allow_not_null=True).run()
 
 
 def _create_api_keys_and_seal_personal_data(database: peewee.Database, migrator: SchemaMigrator) -> None:
@@ -113,12 +114,18 @@ def _index_reads(database: peewee.Database, migrator: SchemaMigrator) -> None:
 
 
 def _reads_along_indexes(database: peewee.Database, migrator: SchemaMigrator) -> None:
-    """Reading one tutor costs the same however long its history: all-time totals kept in a row, and each
+    """Reading one tutor costs the same however long its history: all-time totals kept on its row, and each
     rule's last risk event before a day found from an index's end. A page of tutors reads each tutor's
     metric values from one row, and every sort of the list reads one index from either end (ties by id in
     the index), in place of the single-column ones."""
-    database.create_tables([TutorTotal, TutorMetricSet], safe=True)
+    present = {column.name for column in database.get_columns("tutors")}
+    for name in TOTALS:
+        if name not in present:  # a schema created by an earlier migration from today's models has them
+            # NOT NULL DEFAULT 0 in one ALTER: on SQLite, adding it in two steps rebuilds the table, and dropping
+            # the old one would delete every tutor's rows in the tables that cascade from it
+            migrator.add_column("tutors", name, Tutor._meta.fields[name], allow_not_null=True).run()
     recount_totals(database)
+    database.create_tables([TutorMetricSet], safe=True)
     _gather_metric_sets(database)
     database.execute_sql("CREATE INDEX IF NOT EXISTS risk_events_tutor_id_rule_day_id "
                          "ON risk_events (tutor_id, rule, day, id)")
@@ -128,10 +135,10 @@ def _reads_along_indexes(database: peewee.Database, migrator: SchemaMigrator) ->
 
 
 def _gather_metric_sets(database: peewee.Database) -> None:
-    """Each tutor's current metric values, a row each in ``tutor_metrics``, gathered into one row."""
-    sets: dict[str, dict[str, float | None]] = {}
-    for tutor_id, name, value in database.execute_sql("SELECT tutor_id, name, value FROM tutor_metrics"):
-        sets.setdefault(tutor_id, {})[name] = value
+    """Each tutor's current metric values, a row each in ``tutor_metrics``, gathered into one row by rule."""
+    sets: dict[str, dict[str, dict[str, float | None]]] = {}
+    for tutor_id, rule, name, value in database.execute_sql("SELECT tutor_id, rule, name, value FROM tutor_metrics"):
+        sets.setdefault(tutor_id, {}).setdefault(rule, {})[name] = value
     rows = [{"tutor": tutor_id, "metrics": metrics} for tutor_id, metrics in sorted(sets.items())]
     TutorMetricSet.delete().execute()
     for start in range(0, len(rows), 500):

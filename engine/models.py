@@ -62,6 +62,12 @@ class Tutor(BaseModel):
     created_at = UTCDateTimeField()
     # The latest settings change its scores reflect: the next rescore names any newer change on its flags.
     settings_version = peewee.IntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
+    # Its sessions over all time, moved with its daily counts by the statement that locks this row when a
+    # batch is stored: reading them costs this row however long the history.
+    total_sessions = peewee.IntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
+    total_completed = peewee.IntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
+    total_rescheduled = peewee.IntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
+    total_no_shows = peewee.IntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
 
     class Meta:
         table_name = "tutors"
@@ -120,9 +126,11 @@ class Reschedule(BaseModel):
         indexes = ((("tutor", "original_time"), False),)
 
 
-class SessionCounts(BaseModel):
-    """Session counts (``engine.windows.COUNT_FIELDS``), of a day or of all time; not a table itself."""
+class TutorDailyCount(BaseModel):
+    """Per tutor and UTC day of ``scheduled_time``: any window is a sum of at most 90 of these."""
 
+    tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", on_delete="CASCADE")
+    day = peewee.DateField()
     sessions = peewee.IntegerField(default=0)
     completed = peewee.IntegerField(default=0)
     no_shows = peewee.IntegerField(default=0)
@@ -134,26 +142,9 @@ class SessionCounts(BaseModel):
     first_session_no_shows = peewee.IntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
     first_session_tutor_reschedules = peewee.IntegerField(default=0, constraints=[peewee.SQL("DEFAULT 0")])
 
-
-class TutorDailyCount(SessionCounts):
-    """Per tutor and UTC day of ``scheduled_time``: any window is a sum of at most 90 of these."""
-
-    tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", on_delete="CASCADE")
-    day = peewee.DateField()
-
     class Meta:
         table_name = "tutor_daily_counts"
         primary_key = peewee.CompositeKey("tutor", "day")
-
-
-class TutorTotal(SessionCounts):
-    """A tutor's daily counts summed over all time, kept as they move: reading a tutor's totals costs one
-    row however long its history is."""
-
-    tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", primary_key=True, on_delete="CASCADE")
-
-    class Meta:
-        table_name = "tutor_totals"
 
 
 class TutorScore(BaseModel):
@@ -206,8 +197,10 @@ class TutorMetric(BaseModel):
 
 
 class TutorMetricSet(BaseModel):
-    """Every current metric value of a tutor in one row, as ``tutor_metrics`` holds them a row each: a page
-    of tutors reads a row per tutor, not one per value (500 tutors hold some 21,000)."""
+    """Every current metric value of a tutor in one row, by the rule that owns it (``{rule: {name: value}}``):
+    what scoring compares a rescore's values with, and what a page of tutors reads, a row per tutor rather
+    than one per value (500 tutors hold some 21,000). ``tutor_metrics`` holds the same values a row each,
+    to sort and filter by."""
 
     tutor = peewee.ForeignKeyField(Tutor, column_name="tutor_id", primary_key=True, on_delete="CASCADE")
     metrics = JSONField()
@@ -418,7 +411,6 @@ MODELS = [
     Session,
     Reschedule,
     TutorDailyCount,
-    TutorTotal,
     TutorScore,
     RuleFailure,
     TutorMetric,

@@ -27,7 +27,6 @@ from engine.models import (
     TutorDailyCount,
     TutorMetric,
     TutorScore,
-    TutorTotal,
     database_proxy,
 )
 from engine.rulekit import MetricNames
@@ -316,7 +315,8 @@ def _records(ids: Sequence[str], metric_names: MetricNames) -> list[dict[str, An
             continue
         name, flagged, risk_score, scored_at, metrics = tutors[tutor_id]
         record: dict[str, Any] = {"tutor_id": tutor_id, "name": name, **template}
-        record.update({metric: value for metric, value in from_db_json(metrics or "{}").items() if metric in template})
+        for values in from_db_json(metrics or "{}").values():  # by the rule that owns them
+            record.update({metric: value for metric, value in values.items() if metric in template})
         for metric in counts:  # stored as numbers of either kind, shown as whole numbers
             if record[metric] is not None:
                 record[metric] = int(record[metric])
@@ -406,18 +406,19 @@ def latest_session_id(tutor_id: str) -> str | None:
 
 
 def _session_summary(tutor_id: str) -> dict[str, Any]:
-    """Totals from the tutor's running totals row and the first and last session from the ends of the
+    """Totals from the tutor's row (kept as its sessions move) and the first and last session from the ends of the
     (tutor, scheduled_time) index, so reading a tutor costs the same as its history grows."""
-    total = TutorTotal.get_or_none(TutorTotal.tutor == tutor_id)
+    total = Tutor.select(Tutor.total_sessions, Tutor.total_completed, Tutor.total_rescheduled,
+                         Tutor.total_no_shows).where(Tutor.tutor_id == tutor_id).tuples().first() or (0, 0, 0, 0)
     moments = Session.select(Session.scheduled_time).where(Session.tutor == tutor_id)
     first = moments.order_by(Session.scheduled_time.asc()).limit(1).scalar()
     last = moments.order_by(Session.scheduled_time.desc()).limit(1).scalar()
     as_utc = Session.scheduled_time.python_value
     return {
-        "total": total.sessions if total else 0,
-        "completed": total.completed if total else 0,
-        "rescheduled": total.rescheduled if total else 0,
-        "no_show": total.no_shows if total else 0,
+        "total": total[0],
+        "completed": total[1],
+        "rescheduled": total[2],
+        "no_show": total[3],
         "first_session_at": _iso(as_utc(first)),
         "last_session_at": _iso(as_utc(last)),
     }

@@ -19,7 +19,6 @@ from engine.models import (
     TutorMetric,
     TutorMetricSet,
     TutorScore,
-    TutorTotal,
 )
 from engine.personal import personal_data
 from engine.rulekit import Advice
@@ -136,8 +135,8 @@ def _without_cause(explanation: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def write_current(sql: Sql, tutor_id: str, current: SeriesPoint, advice: Mapping[str, Advice],
                   kept: frozenset[str] = frozenset()) -> dict[str, tuple[bool, float]]:
-    """The current verdict of every rule that ran, and every current metric value that changed (a row per
-    value, to sort and filter by, and all of them in one row, to read); returns the
+    """The current verdict of every rule that ran, and every current metric value that changed (compared
+    with the tutor's metric set, rewritten with them; a row each in ``tutor_metrics``); returns the
     stored (flagged, risk score) of the ``kept`` rules, whose results stay as they are. Results of any
     other rule (disabled, uninstalled) go."""
     keep = {*current.assessments, *kept}
@@ -164,8 +163,9 @@ def write_current(sql: Sql, tutor_id: str, current: SeriesPoint, advice: Mapping
             "recommendations = excluded.recommendations, as_of = excluded.as_of",
             flatten(scores),
         )
-    stored = {name: (rule, value) for name, rule, value in
-              sql.all("SELECT name, rule, value FROM tutor_metrics WHERE tutor_id = {p}", (tutor_id,))}
+    found = sql.all("SELECT metrics FROM tutor_metric_sets WHERE tutor_id = {p}", (tutor_id,))
+    stored = {name: (rule, value) for rule, values in (from_db_json(found[0][0]) if found else {}).items()
+              for name, value in values.items()}
     gone = sorted(name for name, (rule, _) in stored.items() if rule != ENGINE_OWNER and rule not in keep)
     if gone:
         sql.run(f"DELETE FROM tutor_metrics WHERE tutor_id = {{p}} AND name IN ({sql.marks(len(gone))})",
@@ -183,11 +183,14 @@ def write_current(sql: Sql, tutor_id: str, current: SeriesPoint, advice: Mapping
             "ON CONFLICT (tutor_id, name) DO UPDATE SET value = excluded.value, rule = excluded.rule",
             flatten(metrics),
         )
-    # written every time, not only on a change: a row a worker of an older version left behind heals here
-    values = {name: value for name, (_, value) in stored.items() if name not in gone}
-    values.update((name, value) for _, owned_values in owned for name, value in owned_values.items())
-    sql.run("INSERT INTO tutor_metric_sets (tutor_id, metrics) VALUES ({p}, {p}) "
-            "ON CONFLICT (tutor_id) DO UPDATE SET metrics = excluded.metrics", (tutor_id, to_db_json(values)))
+    if metrics or gone:
+        kept_values = {name: owned_value for name, owned_value in stored.items() if name not in gone}
+        kept_values.update((name, (rule, value)) for rule, values in owned for name, value in values.items())
+        by_rule: dict[str, dict[str, Any]] = {}
+        for name, (rule, value) in kept_values.items():
+            by_rule.setdefault(rule, {})[name] = value
+        sql.run("INSERT INTO tutor_metric_sets (tutor_id, metrics) VALUES ({p}, {p}) "
+                "ON CONFLICT (tutor_id) DO UPDATE SET metrics = excluded.metrics", (tutor_id, to_db_json(by_rule)))
     return verdicts
 
 
@@ -230,6 +233,5 @@ def stored_metric_names(sql: Sql, tutor_id: str, rules: Iterable[str]) -> set[st
 
 def clear_derived(tutor_id: str) -> None:
     """Forget everything derived for a tutor, so it can be rebuilt from its sessions."""
-    for model in (ScoreSnapshot, RiskEvent, TutorScore, TutorMetric, TutorMetricSet, TutorDailyCount, TutorTotal,
-                  RuleFailure):
+    for model in (ScoreSnapshot, RiskEvent, TutorScore, TutorMetric, TutorMetricSet, TutorDailyCount, RuleFailure):
         model.delete().where(model.tutor == tutor_id).execute()

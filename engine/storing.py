@@ -28,7 +28,7 @@ from engine.personal import personal_data
 from engine.services import Services
 from engine.sql import Sql, flatten, from_db_time, to_db_day, to_db_json, to_db_time
 from engine.validation import SessionRecord
-from engine.windows import COUNT_FIELDS, Counts, day_of, session_counts
+from engine.windows import COUNT_FIELDS, TOTALS, Counts, day_of, session_counts
 
 SESSION_LOCKS = 7_311_943  # the advisory-lock namespace (first key) of session ids, apart from other locks
 
@@ -103,10 +103,11 @@ def store_locked(database: peewee.Database, records: Sequence[SessionRecord], no
     changed = [r for r in records
                if r.session_id not in previous or previous[r.session_id].fingerprint not in keyed[r.session_id]]
     if changed:
-        _upsert_tutors(sql, changed, previous, now)
+        moves = _count_moves(changed, previous)
+        _upsert_tutors(sql, changed, previous, now, moves)
         _upsert_sessions(sql, changed, digests, previous, now)
         _write_reschedules(sql, changed, previous)
-        touched = _move_counts(sql, changed, previous)
+        touched = _move_counts(sql, moves)
         mark_waiting(sql, touched, now)
         if report_to:
             _add_session_reports(sql, changed, digests, previous, report_to, now)
@@ -131,8 +132,10 @@ def _previous(sql: Sql, session_ids: list[str]) -> dict[str, _Previous]:
     return found
 
 
-def _upsert_tutors(sql: Sql, records: list[SessionRecord], previous: dict[str, _Previous], now: dt.datetime) -> None:
-    """Create the tutors a batch names (or a moved session leaves), and take the newest name given.
+def _upsert_tutors(sql: Sql, records: list[SessionRecord], previous: dict[str, _Previous], now: dt.datetime,
+                   moves: dict[tuple[str, dt.date], Counts]) -> None:
+    """Create the tutors a batch names (or a moved session leaves), take the newest name given, and move
+    each tutor's all-time totals by its days' moves (in this statement, not one of their own).
 
     On Postgres, ``ON CONFLICT DO UPDATE`` locks every conflicting row, even where its ``WHERE``
     updates nothing: the store holds each touched tutor's lock until it commits, which the
@@ -141,11 +144,20 @@ def _upsert_tutors(sql: Sql, records: list[SessionRecord], previous: dict[str, _
     names: dict[str, str | None] = {old.tutor_id: None for old in previous.values()}
     for record in records:
         names[record.tutor_id] = record.tutor_name or names.get(record.tutor_id)
-    rows = [(tutor_id, names[tutor_id], False, 0.0, to_db_time(now)) for tutor_id in sorted(names)]
+    totals: dict[str, Counts] = {}
+    for (tutor_id, _), delta in moves.items():
+        totals[tutor_id] = totals.get(tutor_id, Counts()) + delta
+    rows = [(tutor_id, names[tutor_id], False, 0.0, to_db_time(now),
+             *(getattr(totals.get(tutor_id, Counts()), field) for field in TOTALS.values()))
+            for tutor_id in sorted(names)]
+    moved = " OR ".join(f"excluded.{column} <> 0" for column in TOTALS)
     sql.run(
-        f"INSERT INTO tutors (tutor_id, name, flagged, risk_score, created_at) VALUES {sql.rows(len(rows), 5)} "
-        "ON CONFLICT (tutor_id) DO UPDATE SET name = excluded.name "
-        "WHERE excluded.name IS NOT NULL AND (tutors.name IS NULL OR tutors.name <> excluded.name)",
+        f"INSERT INTO tutors (tutor_id, name, flagged, risk_score, created_at, {', '.join(TOTALS)}) "
+        f"VALUES {sql.rows(len(rows), 5 + len(TOTALS))} "
+        "ON CONFLICT (tutor_id) DO UPDATE SET name = COALESCE(excluded.name, tutors.name), "
+        + ", ".join(f"{column} = tutors.{column} + excluded.{column}" for column in TOTALS)
+        + " WHERE (excluded.name IS NOT NULL AND (tutors.name IS NULL OR tutors.name <> excluded.name)) "
+        f"OR {moved}",
         flatten(rows),
     )
 
@@ -203,12 +215,9 @@ def _reschedule_row(record: SessionRecord) -> tuple:
             None if delay is None else int(delay.total_seconds()))
 
 
-def _move_counts(sql: Sql, records: list[SessionRecord], previous: dict[str, _Previous]) -> dict[str, dt.date]:
-    """Add each new version's counts to its day and take the old version's off its day, in one upsert.
-
-    Returns the earliest day touched per tutor. Adding to the stored value (not overwriting it)
-    keeps counts exact when two batches touch the same tutor-day at once.
-    """
+def _count_moves(records: list[SessionRecord], previous: dict[str, _Previous]) -> dict[tuple[str, dt.date], Counts]:
+    """What the batch moves on each (tutor, day): each new version's counts added to its day and the old
+    version's taken off its day."""
     deltas: dict[tuple[str, dt.date], Counts] = {}
     for record in records:
         key = (record.tutor_id, day_of(record.scheduled_time))
@@ -218,6 +227,15 @@ def _move_counts(sql: Sql, records: list[SessionRecord], previous: dict[str, _Pr
         if old is not None:
             key = (old.tutor_id, day_of(old.scheduled_time))
             deltas[key] = deltas.get(key, Counts()) - old.counts
+    return deltas
+
+
+def _move_counts(sql: Sql, deltas: dict[tuple[str, dt.date], Counts]) -> dict[str, dt.date]:
+    """Apply the moves to the daily counts, in one upsert; returns the earliest day touched per tutor.
+
+    Adding to the stored value (not overwriting it) keeps counts exact when two batches touch the same
+    tutor-day at once.
+    """
     touched: dict[str, dt.date] = {}
     for tutor_id, day in deltas:
         touched[tutor_id] = min(day, touched.get(tutor_id, day))
@@ -235,27 +253,7 @@ def _move_counts(sql: Sql, records: list[SessionRecord], previous: dict[str, _Pr
             if delta.sessions < 0:  # a session left this day: drop the day if nothing is left on it
                 sql.run("DELETE FROM tutor_daily_counts WHERE tutor_id = {p} AND day = {p} AND sessions = 0",
                         (tutor_id, to_db_day(day)))
-        _move_totals(sql, moves)
     return touched
-
-
-def _move_totals(sql: Sql, moves: list[tuple[tuple[str, dt.date], Counts]]) -> None:
-    """Each tutor's all-time totals move by the sum of its days' moves, in the same transaction."""
-    totals: dict[str, Counts] = {}
-    for (tutor_id, _), delta in moves:
-        totals[tutor_id] = totals.get(tutor_id, Counts()) + delta
-    rows = [(tutor_id, *total) for tutor_id, total in sorted(totals.items()) if any(total)]
-    if rows:
-        updates = ", ".join(f"{name} = tutor_totals.{name} + excluded.{name}" for name in COUNT_FIELDS)
-        sql.run(
-            f"INSERT INTO tutor_totals (tutor_id, {', '.join(COUNT_FIELDS)}) "
-            f"VALUES {sql.rows(len(rows), 1 + len(COUNT_FIELDS))} "
-            f"ON CONFLICT (tutor_id) DO UPDATE SET {updates}",
-            flatten(rows),
-        )
-    emptied = sorted(tutor_id for tutor_id, total in totals.items() if total.sessions < 0)
-    if emptied:  # as with a day, a tutor left with no sessions keeps no row
-        sql.run(f"DELETE FROM tutor_totals WHERE tutor_id IN ({sql.marks(len(emptied))}) AND sessions = 0", emptied)
 
 
 def _add_session_reports(sql: Sql, records: list[SessionRecord], digests: dict[str, str],

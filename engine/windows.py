@@ -50,6 +50,9 @@ class Counts(NamedTuple):
 
 
 COUNT_FIELDS = Counts._fields
+# The all-time totals kept on each tutor's row (column: the count it sums).
+TOTALS = {"total_sessions": "sessions", "total_completed": "completed", "total_rescheduled": "rescheduled",
+          "total_no_shows": "no_shows"}
 
 
 def session_counts(status: str, initiator: str | None, is_first_session: bool | None) -> Counts:

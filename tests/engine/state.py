@@ -13,8 +13,8 @@ from engine.models import (
     TutorMetric,
     TutorMetricSet,
     TutorScore,
-    TutorTotal,
 )
+from engine.windows import TOTALS
 
 
 def derived_state(database, snapshots_through: dict[str, dt.date] | None = None) -> dict[str, Any]:
@@ -27,10 +27,10 @@ def derived_state(database, snapshots_through: dict[str, dt.date] | None = None)
             if snapshots_through is None or s.day <= snapshots_through.get(s.tutor_id, dt.date.min)
         )
         metrics = sorted((m.tutor_id, m.name, m.value) for m in TutorMetric.select())
-        grouped: dict[str, dict[str, Any]] = {}
-        for tutor_id, name, value in metrics:
-            grouped.setdefault(tutor_id, {})[name] = value
-        # the one-row copy a page of tutors reads holds exactly the rows sorting reads
+        grouped: dict[str, dict[str, dict[str, Any]]] = {}
+        for m in TutorMetric.select():
+            grouped.setdefault(m.tutor_id, {}).setdefault(m.rule, {})[m.name] = m.value
+        # the one-row set scoring compares with and a page reads holds exactly the rows sorting reads
         assert {row.tutor_id: row.metrics for row in TutorMetricSet.select()} == grouped
         return {
             "tutors": sorted((t.tutor_id, t.flagged, t.risk_score) for t in Tutor.select()),
@@ -41,7 +41,7 @@ def derived_state(database, snapshots_through: dict[str, dt.date] | None = None)
             ),
             "metrics": metrics,
             "daily": sorted(tuple(row.values()) for row in TutorDailyCount.select().dicts()),
-            "totals": sorted(tuple(row.values()) for row in TutorTotal.select().dicts()),
+            "totals": sorted(Tutor.select(Tutor.tutor_id, *(Tutor._meta.fields[column] for column in TOTALS)).tuples()),
             "events": sorted(
                 (e.tutor_id, e.rule, e.kind, e.day, e.severity, repr(e.explanation)) for e in RiskEvent.select()
             ),

@@ -11,14 +11,14 @@ from engine.models import (
     EmailReport,
     InboxItem,
     RescoreWaiting,
+    Session,
     Tutor,
     TutorDailyCount,
     TutorMetric,
     TutorMetricSet,
-    TutorTotal,
 )
 from engine.rescoring import rescore_all
-from engine.windows import COUNT_FIELDS
+from engine.windows import TOTALS
 from tests.conftest import NOW
 from tests.factories import raw_session
 
@@ -66,25 +66,37 @@ def test_migration_9_sums_totals_and_gathers_metric_sets_from_the_rows_already_s
     ingest(services, [raw_session(f"m{i}", f"t{i % 3}", NOW - dt.timedelta(days=i), "rescheduled" if i % 4 else
                                   "completed", "tutor") for i in range(30)])
     rescore_all(services)
+    columns = [Tutor._meta.fields[column] for column in TOTALS]
     with database.connection_context():
-        totals = {row.tutor_id: (row.sessions, row.rescheduled, row.tutor_reschedules) for row in TutorTotal.select()}
+        totals = sorted(Tutor.select(Tutor.tutor_id, *columns).tuples())
         sets = {row.tutor_id: row.metrics for row in TutorMetricSet.select()}
-        database.drop_tables([TutorTotal, TutorMetricSet])
+        for column in TOTALS:  # in place (SQLite 3.35+), not by rebuilding the table
+            database.execute_sql(f"ALTER TABLE tutors DROP COLUMN {column}")
+        database.drop_tables([TutorMetricSet])
         database.execute_sql("DROP INDEX risk_events_tutor_id_rule_day_id")
         database.execute_sql("DELETE FROM schema_migrations WHERE version >= 9")
     assert migrate(database) == [9]
     with database.connection_context():
-        assert {row.tutor_id: (row.sessions, row.rescheduled, row.tutor_reschedules)
-                for row in TutorTotal.select()} == totals
-        assert sum(sessions for sessions, _, _ in totals.values()) == 30
+        assert TutorDailyCount.select().count() > 0  # the tables cascading from tutors kept their rows
+        assert sorted(Tutor.select(Tutor.tutor_id, *columns).tuples()) == totals
+        assert sum(row[1] for row in totals) == 30 and sum(row[3] for row in totals) == 22
         assert {row.tutor_id: row.metrics for row in TutorMetricSet.select()} == sets
-        assert set(sets) == {"t0", "t1", "t2"} and all(len(metrics) > 10 for metrics in sets.values())
-        assert {row.tutor_id: {m.name: m.value for m in TutorMetric.select().where(TutorMetric.tutor == row.tutor_id)}
-                for row in TutorMetricSet.select()} == sets
+        grouped: dict = {}
+        for m in TutorMetric.select():
+            grouped.setdefault(m.tutor_id, {}).setdefault(m.rule, {})[m.name] = m.value
+        assert sets == grouped and set(sets) == {"t0", "t1", "t2"}
         assert "risk_events_tutor_id_rule_day_id" in {index.name for index in database.get_indexes("risk_events")}
 
 
-def test_daily_counts_and_totals_store_exactly_the_counted_fields():
-    for model in (TutorDailyCount, TutorTotal):
-        assert [name for name in model._meta.sorted_field_names if name in COUNT_FIELDS] == list(COUNT_FIELDS)
-    assert set(TutorTotal._meta.sorted_field_names) == {"tutor", *COUNT_FIELDS}
+def test_columns_added_to_tutors_keep_every_row_that_cascades_from_them(database, services):
+    """On SQLite a NOT NULL column added in two steps rebuilds the table, and dropping the old tutors table
+    deleted every session and count with it (migration 6, from a database at version 5)."""
+    ingest(services, [raw_session(f"k{i}", f"t{i % 3}", NOW - dt.timedelta(days=i), "completed") for i in range(9)])
+    with database.connection_context():
+        for column in ("settings_version", *TOTALS):
+            database.execute_sql(f"ALTER TABLE tutors DROP COLUMN {column}")
+        database.execute_sql("DELETE FROM schema_migrations WHERE version >= 6")
+    assert migrate(database) == [version for version, _, _ in MIGRATIONS if version >= 6]
+    with database.connection_context():
+        assert Session.select().count() == 9 and TutorDailyCount.select().count() == 9
+        assert sum(Tutor.select(Tutor.total_sessions).scalars()) == 9
