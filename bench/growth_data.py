@@ -96,6 +96,7 @@ def prepare(datasets: tuple[Dataset, ...], reseed: bool, say: Callable[[str], No
         _recreate(base.name)
         _seed_base(url_of(base))
         _finish(base)
+    _migrate(base)  # before it is copied: a grown copy is then at the latest schema too
     for dataset in datasets[1:]:
         if reseed or not ready(dataset):
             say(f"seeding {dataset.name}: the base copied {dataset.factor} x by {dataset.by}")
@@ -104,7 +105,7 @@ def prepare(datasets: tuple[Dataset, ...], reseed: bool, say: Callable[[str], No
             _finish(dataset)
         else:
             say(f"reusing {dataset.name}; --reseed rebuilds it")
-    for dataset in datasets:
+    for dataset in datasets[1:]:
         _migrate(dataset)
 
 
