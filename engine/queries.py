@@ -135,7 +135,7 @@ def _valued_then_unvalued(valued: peewee.ModelSelect, order: Sequence[peewee.Nod
     """A page of the tutors with a value, in ``order`` (reversed when descending), then of those without,
     by id (``unvalued`` gives them in that order): each part read along an index, so a page costs about its
     own rows and its offset."""
-    direction = [column.desc() if descending else column.asc() for column in order]
+    direction = _ordering([(column, True) for column in order], descending)
     ids = [row[0] for row in valued.order_by(*direction).limit(limit).offset(offset).tuples()]
     if len(ids) == limit:
         return ids

@@ -26,9 +26,10 @@ def derived_state(database, snapshots_through: dict[str, dt.date] | None = None)
             for s in ScoreSnapshot.select()
             if snapshots_through is None or s.day <= snapshots_through.get(s.tutor_id, dt.date.min)
         )
-        metrics = sorted((m.tutor_id, m.name, m.value) for m in TutorMetric.select())
+        rows = list(TutorMetric.select())
+        metrics = sorted((m.tutor_id, m.name, m.value) for m in rows)
         grouped: dict[str, dict[str, dict[str, Any]]] = {}
-        for m in TutorMetric.select():
+        for m in rows:
             grouped.setdefault(m.tutor_id, {}).setdefault(m.rule, {})[m.name] = m.value
         # the one-row set scoring compares with and a page reads holds exactly the rows sorting reads
         assert {row.tutor_id: row.metrics for row in TutorMetricSet.select()} == grouped
